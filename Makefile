@@ -1,0 +1,32 @@
+# `make train` and `make test` create .venv when it is missing and re-install
+# when pyproject.toml is newer than the last install.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.semgraph-installed
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+TRAIN_ARGS ?=
+
+.PHONY: venv train test lint bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install $(TORCH_SPEC)
+	$(PY) -c "import torch_scatter" 2>/dev/null || $(PY) -m pip install --no-build-isolation "torch-scatter>=2.1"
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) train/run.py --graph-type hetero $(TRAIN_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,220 @@
+"""The embedded synthetic world: 2-D scenes of coloured shapes with exact masks.
+
+Each scene holds 2 to 5 objects (5 shapes, 8 colours, 2 sizes) on a small
+canvas. Relations come from the scene's geometry through graphs.relations, the
+same extraction every other token source uses, and captions are generated
+from that scene graph. A scene is a pure function of (seed, split, index), so
+the world needs no download and splits never share an image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphs.relations import geometric_triplets, mask_intersections, masks_to_boxes
+from graphs.schema import INVERSE_PREDICATE, PREDICATES
+
+SHAPES = ("circle", "square", "triangle", "diamond", "cross")
+COLOURS = {
+    "red": (220, 45, 45),
+    "green": (50, 180, 70),
+    "blue": (50, 90, 230),
+    "yellow": (235, 215, 50),
+    "purple": (150, 70, 200),
+    "orange": (245, 145, 35),
+    "cyan": (60, 210, 220),
+    "white": (240, 240, 240),
+}
+SIZES = {"small": 7, "large": 14}  # radius in pixels on the default canvas
+SPLITS = {"train": 0, "val": 1, "test": 2}
+PHRASES = {
+    "left of": "to the left of",
+    "right of": "to the right of",
+    "above": "above",
+    "below": "below",
+    "on top of": "on top of",
+    "under": "under",
+    "inside": "inside",
+    "contains": "containing",
+    "next to": "next to",
+    "overlapping": "overlapping",
+    "near": "near",
+}
+CAPTIONS_PER_SCENE = 5
+# Shapes that can hold a small object wholly inside them.
+CONTAINERS = ("circle", "square", "diamond")
+
+
+@dataclass
+class SceneObject:
+    shape: str
+    colour: str
+    size: str
+    centre: tuple[float, float]  # (x, y) in pixels
+
+    @property
+    def phrase(self) -> str:
+        return f"{self.size} {self.colour} {self.shape}"
+
+
+@dataclass
+class Scene:
+    """One rendered scene: image, visible masks, scene graph, captions."""
+
+    image: np.ndarray  # [H, W, 3] uint8
+    masks: np.ndarray  # [n, H, W] bool, visible parts
+    objects: list[SceneObject]
+    triplets: list[tuple[int, int, int]]  # (subject, predicate id, object)
+    captions: list[str] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[int]:
+        return [SHAPES.index(obj.shape) for obj in self.objects]
+
+
+def shape_mask(shape: str, centre: tuple[float, float], radius: float, canvas: int) -> np.ndarray:
+    """Boolean [canvas, canvas] mask of one shape."""
+    ys, xs = np.mgrid[0:canvas, 0:canvas] + 0.5
+    dx, dy = xs - centre[0], ys - centre[1]
+    if shape == "circle":
+        return dx**2 + dy**2 <= radius**2
+    if shape == "square":
+        return (np.abs(dx) <= 0.85 * radius) & (np.abs(dy) <= 0.85 * radius)
+    if shape == "triangle":
+        return (dy >= -radius) & (dy <= radius) & (np.abs(dx) <= (dy + radius) / 2)
+    if shape == "diamond":
+        return np.abs(dx) + np.abs(dy) <= radius
+    if shape == "cross":
+        arm = radius / 3
+        return ((np.abs(dx) <= arm) & (np.abs(dy) <= radius)) | ((np.abs(dy) <= arm) & (np.abs(dx) <= radius))
+    raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+
+
+def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    out = mask.copy()
+    for _ in range(pixels):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        grown[:, 1:] |= out[:, :-1]
+        grown[:, :-1] |= out[:, 1:]
+        out = grown
+    return out
+
+
+def _propose(rng: np.random.Generator, placed: list[tuple[SceneObject, np.ndarray]], canvas: int):
+    """One candidate object and where it goes: free, inside or beside another."""
+    shape = SHAPES[rng.integers(len(SHAPES))]
+    colour = list(COLOURS)[rng.integers(len(COLOURS))]
+    size = "small" if rng.random() < 0.5 else "large"
+    radius = SIZES[size] * canvas / 96
+    mode = rng.choice(["free", "inside", "touching"], p=[0.7, 0.15, 0.15]) if placed else "free"
+    if mode == "free":
+        centre = tuple(rng.uniform(radius, canvas - radius, size=2))
+        return SceneObject(shape, colour, size, centre), None
+    host, host_mask = placed[rng.integers(len(placed))]
+    if mode == "inside":
+        if host.size != "large" or host.shape not in CONTAINERS or colour == host.colour:
+            return None
+        return SceneObject(shape, colour, "small", host.centre), host_mask
+    host_radius = SIZES[host.size] * canvas / 96
+    direction = rng.integers(4)  # up, down, left, right
+    offset = host_radius + radius + 1.5 * canvas / 96
+    dx, dy = [(0, -offset), (0, offset), (-offset, 0), (offset, 0)][direction]
+    jitter = rng.uniform(-0.3, 0.3) * host_radius
+    dx, dy = (jitter, dy) if dx == 0 else (dx, jitter)
+    return SceneObject(shape, colour, size, (host.centre[0] + dx, host.centre[1] + dy)), None
+
+
+def generate_scene(rng: np.random.Generator, canvas: int = 96, noise: float = 6.0) -> Scene:
+    """Draw one scene: 2 to 5 non-overlapping objects, some inside or touching others."""
+    target = int(rng.integers(2, 6))
+    placed: list[tuple[SceneObject, np.ndarray]] = []
+    occupied = np.zeros((canvas, canvas), dtype=bool)
+    for _ in range(500):
+        if len(placed) == target:
+            break
+        proposal = _propose(rng, placed, canvas)
+        if proposal is None:
+            continue
+        obj, host_mask = proposal
+        if not _inside_canvas(obj, canvas):
+            continue
+        mask = shape_mask(obj.shape, obj.centre, SIZES[obj.size] * canvas / 96, canvas)
+        halo = _dilate(mask, 1)
+        if host_mask is None:
+            if (halo & occupied).any():
+                continue
+        elif (halo & ~host_mask).any() or any((m & host_mask).any() for _, m in placed if m is not host_mask):
+            continue  # must sit wholly inside an empty host, with a rim of host around it
+        occupied |= mask
+        placed.append((obj, mask))
+    if len(placed) < 2:
+        raise RuntimeError(f"could not place 2 objects on a {canvas}x{canvas} canvas")
+    objects = [obj for obj, _ in placed]
+    full_masks = np.stack([mask for _, mask in placed])
+    image = rng.normal(20, noise, size=(canvas, canvas, 3))
+    for obj, mask in placed:  # hosts are placed before what they contain
+        image[mask] = COLOURS[obj.colour]
+    image = np.clip(image + rng.normal(0, noise, size=image.shape), 0, 255).astype(np.uint8)
+    visible = full_masks.copy()
+    for k in range(len(placed)):
+        for later in range(k + 1, len(placed)):
+            visible[k] &= ~full_masks[later]
+    triplets = geometric_triplets(masks_to_boxes(visible), mask_intersections(visible))
+    scene = Scene(image=image, masks=visible, objects=objects, triplets=triplets)
+    scene.captions = make_captions(scene, rng)
+    return scene
+
+
+def _inside_canvas(obj: SceneObject, canvas: int) -> bool:
+    radius = SIZES[obj.size] * canvas / 96
+    x, y = obj.centre
+    return radius <= x <= canvas - radius and radius <= y <= canvas - radius
+
+
+def describe_triplet(scene: Scene, triplet: tuple[int, int, int], reverse: bool = False) -> str:
+    """'a small red circle to the left of a large blue square' (or told from the object)."""
+    s, predicate, o = triplet
+    name = PREDICATES[predicate]
+    if reverse:
+        s, o, name = o, s, INVERSE_PREDICATE[name]
+    return f"a {scene.objects[s].phrase} {PHRASES[name]} a {scene.objects[o].phrase}"
+
+
+def list_objects(scene: Scene) -> str:
+    phrases = [f"a {obj.phrase}" for obj in scene.objects]
+    listed = ", ".join(phrases[:-1]) + f" and {phrases[-1]}"
+    return f"{len(phrases)} shapes: {listed}"
+
+
+def make_captions(scene: Scene, rng: np.random.Generator, count: int = CAPTIONS_PER_SCENE) -> list[str]:
+    """Several captions from the scene graph: relations told both ways, pairs of relations, the object list."""
+    captions = [list_objects(scene)]
+    order = rng.permutation(len(scene.triplets))
+    for k in range(count - 1):
+        triplet = scene.triplets[order[k % len(order)]]
+        style = rng.integers(4)
+        text = describe_triplet(scene, triplet, reverse=bool(rng.integers(2)))
+        if style == 1:
+            text = f"there is {text}"
+        elif style == 2 and len(order) > 1:
+            other = scene.triplets[order[(k + 1) % len(order)]]
+            text = f"{text} and {describe_triplet(scene, other, reverse=bool(rng.integers(2)))}"
+        elif style == 3:
+            text = f"a picture of {text}"
+        captions.append(text)
+    return captions
+
+
+def scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The random stream of one scene; distinct for every (seed, split, index)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    return np.random.default_rng([seed, SPLITS[split], index])
+
+
+def make_scene(seed: int, split: str, index: int, canvas: int = 96) -> Scene:
+    return generate_scene(scene_rng(seed, split, index), canvas=canvas)

@@ -1,0 +1,181 @@
+"""Image + tokens -> one HeteroData graph in the schema of graphs.schema."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch_geometric.data import Data, HeteroData
+
+from graphs.features import image_features, image_to_tensor, object_features
+from graphs.relations import (
+    geometric_triplets,
+    knn_pairs,
+    mask_intersections,
+    masks_to_boxes,
+    overlap_pairs,
+    relation_geometry,
+    union_boxes,
+)
+from graphs.schema import (
+    CONTEXT,
+    GRAPH_TYPES,
+    HAS_OBJECT,
+    IMAGE,
+    NEAR,
+    OBJECT,
+    OVERLAPS,
+    PREDICATE_ID,
+    PREDICATES,
+    RELATED,
+    RELATION,
+    SHARES,
+    SUBJECT_OF,
+    empty_graph,
+)
+from graphs.transforms import DropEdgeTypes, ToHomogeneous
+
+Triplet = tuple[int, int | str, int]
+
+
+def _long(array: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(array, dtype=np.int64).reshape(2, -1))
+
+
+def normalise_triplets(triplets: Sequence[Triplet], num_objects: int) -> np.ndarray:
+    """Validate triplets and map predicate names to ids -> [m, 3] int64."""
+    rows = []
+    for k, (s, predicate, o) in enumerate(triplets):
+        if isinstance(predicate, str):
+            if predicate not in PREDICATE_ID:
+                raise ValueError(f"triplet {k}: unknown predicate {predicate!r}; known: {', '.join(PREDICATES)}")
+            predicate = PREDICATE_ID[predicate]
+        if not 0 <= int(predicate) < len(PREDICATES):
+            raise ValueError(f"triplet {k}: predicate id {predicate} outside 0..{len(PREDICATES) - 1}")
+        for role, index in (("subject", s), ("object", o)):
+            if not 0 <= int(index) < num_objects:
+                raise ValueError(f"triplet {k}: {role} {index} points at a missing mask (there are {num_objects})")
+        if int(s) == int(o):
+            raise ValueError(f"triplet {k}: subject and object are the same mask {s}")
+        rows.append((int(s), int(predicate), int(o)))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def shared_participant_pairs(triplets: np.ndarray) -> np.ndarray:
+    """Ordered pairs of distinct relations that share a participant. [2, E]."""
+    if len(triplets) < 2:
+        return np.zeros((2, 0), dtype=np.int64)
+    ends = triplets[:, [0, 2]]
+    shares = (ends[:, None, :, None] == ends[None, :, None, :]).any(axis=(2, 3))
+    np.fill_diagonal(shares, False)
+    return np.stack(np.nonzero(shares)).astype(np.int64)
+
+
+def build_graph(
+    image: np.ndarray,
+    masks: np.ndarray,
+    labels: Sequence[int] | None = None,
+    triplets: Sequence[Triplet] | None = None,
+    knn: int = 4,
+    max_relations: int | None = None,
+) -> HeteroData:
+    """Turn an RGB image and its object masks into a schema graph.
+
+    Args:
+        image: [H, W, 3] uint8 or float RGB.
+        masks: [n, H, W] bool, one per object; none may be empty.
+        labels: n category ids (-1 for unknown); default all -1.
+        triplets: (subject, predicate, object) with mask indices and a
+            predicate name or id; default: one geometric triplet per pair.
+        knn: the number of nearest objects each object links to (`near`).
+        max_relations: keep at most this many geometric triplets, nearest first.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    if masks.size == 0:
+        masks = masks.reshape(0, *image.shape[:2])
+    if masks.ndim != 3 or masks.shape[1:] != image.shape[:2]:
+        raise ValueError(f"masks of shape {masks.shape} do not match the image of shape {image.shape}")
+    n = len(masks)
+    empty = np.flatnonzero(~masks.reshape(n, -1).any(axis=1))
+    if empty.size:
+        raise ValueError(f"mask {int(empty[0])} is empty; drop it before building the graph")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} masks")
+    pixels = image_to_tensor(image)
+    boxes = masks_to_boxes(masks)
+    intersections = mask_intersections(masks)
+    if triplets is None:
+        triplet_array = np.asarray(geometric_triplets(boxes, intersections, max_relations), dtype=np.int64).reshape(
+            -1, 3
+        )
+    else:
+        triplet_array = normalise_triplets(triplets, n)
+    m = len(triplet_array)
+
+    data = empty_graph()
+    if n:
+        data[OBJECT].x = object_features(pixels, masks)
+        data[OBJECT].box = torch.from_numpy(boxes)
+        data[OBJECT].label = torch.as_tensor(list(labels) if labels is not None else [-1] * n, dtype=torch.long)
+        data[OBJECT].area = torch.from_numpy(np.diag(intersections) / masks[0].size).float()
+    if m:
+        s, o = triplet_array[:, 0], triplet_array[:, 2]
+        one_hot = np.eye(len(PREDICATES), dtype=np.float32)[triplet_array[:, 1]]
+        geometry = relation_geometry(boxes, intersections, triplet_array)
+        data[RELATION].x = torch.from_numpy(np.concatenate([one_hot, geometry], axis=1))
+        data[RELATION].predicate = torch.from_numpy(triplet_array[:, 1].copy())
+        data[RELATION].box = torch.from_numpy(union_boxes(boxes[s], boxes[o]))
+        rel_ids = np.arange(m)
+        data[SUBJECT_OF].edge_index = _long(np.stack([s, rel_ids]))
+        data[HAS_OBJECT].edge_index = _long(np.stack([rel_ids, o]))
+        data[RELATED].edge_index = _long(np.unique(np.stack([s, o]), axis=1))
+        data[SHARES].edge_index = _long(shared_participant_pairs(triplet_array))
+    data[OVERLAPS].edge_index = _long(overlap_pairs(boxes, intersections))
+    data[NEAR].edge_index = _long(knn_pairs(boxes, knn))
+    data[CONTEXT].edge_index = _long(np.stack([np.zeros(n, np.int64), np.arange(n)]))
+    data[IMAGE].x = image_features(pixels)
+    data[IMAGE].box = torch.tensor([[0.5, 0.5, 1.0, 1.0]])
+    return data
+
+
+def build_patch_graph(image: np.ndarray, grid: int = 8) -> HeteroData:
+    """The ViT baseline as a graph: grid x grid patch tokens as `object` nodes,
+    `near` edges between 4-connected grid neighbours, and the global node."""
+    height, width = image.shape[:2]
+    rows = np.linspace(0, height, grid + 1).round().astype(int)
+    cols = np.linspace(0, width, grid + 1).round().astype(int)
+    masks = np.zeros((grid * grid, height, width), dtype=bool)
+    for r in range(grid):
+        for c in range(grid):
+            masks[r * grid + c, rows[r] : rows[r + 1], cols[c] : cols[c + 1]] = True
+    cell = np.arange(grid * grid).reshape(grid, grid)
+    right = np.stack([cell[:, :-1].ravel(), cell[:, 1:].ravel()])
+    down = np.stack([cell[:-1, :].ravel(), cell[1:, :].ravel()])
+    neighbours = np.concatenate([right, down, right[::-1], down[::-1]], axis=1)
+    data = build_graph(image, masks, triplets=[])
+    data[OVERLAPS].edge_index = torch.zeros(2, 0, dtype=torch.long)
+    data[NEAR].edge_index = _long(neighbours)
+    return data
+
+
+def build_typed_graph(
+    graph_type: str,
+    image: np.ndarray,
+    masks: np.ndarray,
+    labels: Sequence[int] | None = None,
+    triplets: Sequence[Triplet] | None = None,
+    drop_edge_types: Sequence[str] = (),
+    patch_grid: int = 8,
+) -> HeteroData | Data:
+    """What `--graph-type` makes of an image: the schema graph, the same graph
+    homogeneous, or the patch grid; `drop_edge_types` are emptied first."""
+    if graph_type not in GRAPH_TYPES:
+        raise ValueError(f"unknown graph type {graph_type!r}; valid: {', '.join(GRAPH_TYPES)}")
+    if graph_type == "patch":
+        data = build_patch_graph(image, patch_grid)
+    else:
+        data = build_graph(image, masks, labels, triplets)
+    if drop_edge_types:
+        data = DropEdgeTypes(drop_edge_types)(data)
+    return ToHomogeneous()(data) if graph_type == "homo" else data

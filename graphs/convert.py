@@ -1,0 +1,62 @@
+"""Schema graphs as networkx graphs, for inspection and graph algorithms."""
+
+from __future__ import annotations
+
+import networkx as nx
+from torch_geometric.data import HeteroData
+
+from graphs.schema import (
+    EDGE_RANK,
+    EDGE_TYPES,
+    HAS_OBJECT,
+    NODE_TYPES,
+    OBJECT,
+    PREDICATES,
+    RELATED,
+    RELATION,
+    SUBJECT_OF,
+)
+
+
+def node_key(node_type: str, index: int) -> str:
+    """The networkx node name of the `index`-th node of `node_type`: 'object:3'."""
+    return f"{node_type}:{index}"
+
+
+def to_networkx(data: HeteroData) -> nx.MultiDiGraph:
+    """One schema graph -> a MultiDiGraph.
+
+    Nodes are named ``'{type}:{index}'`` and carry ``type``, ``index``,
+    ``label`` (category id for objects, predicate name for relations, None
+    otherwise) and ``box`` (cx, cy, w, h). Edges carry ``type`` (the relation
+    name), ``rank`` and, for the edges of a triplet (`subject_of`,
+    `has_object`, `related`), its ``predicate``.
+    """
+    graph = nx.MultiDiGraph()
+    for node_type in NODE_TYPES:
+        store = data[node_type]
+        for index in range(store.num_nodes):
+            if node_type == OBJECT:
+                label = int(store.label[index])
+            elif node_type == RELATION:
+                label = PREDICATES[int(store.predicate[index])]
+            else:
+                label = None
+            box = tuple(float(v) for v in store.box[index])
+            graph.add_node(node_key(node_type, index), type=node_type, index=index, label=label, box=box)
+    predicates = [PREDICATES[int(p)] for p in data[RELATION].predicate]
+    subject = dict(data[SUBJECT_OF].edge_index.flip(0).t().tolist())
+    target = dict(data[HAS_OBJECT].edge_index.t().tolist())
+    triplet_predicate = {(subject[r], target[r]): predicates[r] for r in subject.keys() & target.keys()}
+    for edge_type in EDGE_TYPES:
+        src_type, relation, dst_type = edge_type
+        for src, dst in data[edge_type].edge_index.t().tolist():
+            attrs = {"type": relation, "rank": EDGE_RANK[edge_type]}
+            if edge_type == SUBJECT_OF:
+                attrs["predicate"] = predicates[dst]
+            elif edge_type == HAS_OBJECT:
+                attrs["predicate"] = predicates[src]
+            elif edge_type == RELATED and (src, dst) in triplet_predicate:
+                attrs["predicate"] = triplet_predicate[src, dst]
+            graph.add_edge(node_key(src_type, src), node_key(dst_type, dst), key=relation, **attrs)
+    return graph

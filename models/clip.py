@@ -1,0 +1,79 @@
+"""Graph-text CLIP: the graph encoder and the text encoder with a learnable temperature."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data, HeteroData
+
+from models.graph_encoder import GraphEncoder, GraphEncoderConfig
+from models.text import TextEncoder
+
+DEFAULT_CONFIG = "semgraph-tiny"
+
+
+@dataclass
+class GraphCLIPConfig:
+    """The whole model's hyper-parameters, as stored in models/configs/*.json."""
+
+    embed_dim: int = 128
+    graph: GraphEncoderConfig = field(default_factory=GraphEncoderConfig)
+    text: dict = field(default_factory=dict)
+    init_logit_scale: float = math.log(1 / 0.07)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> GraphCLIPConfig:
+        values = dict(values)
+        graph = GraphEncoderConfig(**values.pop("graph", {}))
+        return cls(graph=graph, **values)
+
+    def to_dict(self) -> dict:
+        return {
+            "embed_dim": self.embed_dim,
+            "graph": self.graph.to_dict(),
+            "text": dict(self.text),
+            "init_logit_scale": self.init_logit_scale,
+        }
+
+
+def load_config(name_or_path: str) -> GraphCLIPConfig:
+    """A config by name (a file in models/configs) or by path to a JSON file."""
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.exists():
+        if not path.exists():
+            raise FileNotFoundError(f"model config {path} does not exist")
+        text = path.read_text()
+    else:
+        known = sorted(p.name[:-5] for p in resources.files("models.configs").iterdir() if p.name.endswith(".json"))
+        if name_or_path not in known:
+            raise ValueError(f"unknown model config {name_or_path!r}; known: {', '.join(known)}")
+        text = resources.files("models.configs").joinpath(f"{name_or_path}.json").read_text()
+    return GraphCLIPConfig.from_dict(json.loads(text))
+
+
+class GraphCLIP(nn.Module):
+    """Embeds graphs and texts into one space; returns normalised features and the scale."""
+
+    def __init__(self, config: GraphCLIPConfig) -> None:
+        super().__init__()
+        self.config = config
+        config.graph.embed_dim = config.embed_dim
+        self.graph_encoder = GraphEncoder(config.graph)
+        self.text_encoder = TextEncoder(config.text, config.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(config.init_logit_scale))
+
+    def encode_graph(self, batch: Data | HeteroData) -> Tensor:
+        return F.normalize(self.graph_encoder(batch), dim=-1)
+
+    def encode_text(self, tokens: Tensor) -> Tensor:
+        return F.normalize(self.text_encoder(tokens), dim=-1)
+
+    def forward(self, batch: Data | HeteroData, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.encode_graph(batch), self.encode_text(tokens), self.logit_scale.exp().clamp(max=100)
