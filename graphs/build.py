@@ -97,7 +97,7 @@ def build_graph(
     if masks.ndim != 3 or masks.shape[1:] != image.shape[:2]:
         raise ValueError(f"masks of shape {masks.shape} do not match the image of shape {image.shape}")
     n = len(masks)
-    empty = np.flatnonzero(~masks.reshape(n, -1).any(axis=1))
+    empty = np.flatnonzero(~masks.any(axis=(1, 2)))
     if empty.size:
         raise ValueError(f"mask {int(empty[0])} is empty; drop it before building the graph")
     if labels is not None and len(labels) != n:

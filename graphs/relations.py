@@ -51,7 +51,8 @@ def union_boxes(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 
 def mask_intersections(masks: np.ndarray) -> np.ndarray:
     """Pixel counts of pairwise mask intersections, [n, n] (areas on the diagonal)."""
-    flat = masks.reshape(masks.shape[0], -1).astype(np.float32)
+    n, height, width = masks.shape
+    flat = masks.reshape(n, height * width).astype(np.float32)
     return flat @ flat.T
 
 

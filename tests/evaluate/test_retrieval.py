@@ -1,0 +1,41 @@
+import torch
+import torch.nn.functional as F
+
+from evaluate.retrieval import format_table, ranks_of_truth, retrieval_metrics
+
+
+def brute_force(image_emb, text_emb, text_image, k):
+    sim = text_emb @ image_emb.T
+    t2i = sum(int(text_image[t] in sim[t].topk(k).indices.tolist()) for t in range(len(text_emb))) / len(text_emb)
+    hits = 0
+    for i in range(len(image_emb)):
+        top = sim[:, i].topk(k).indices.tolist()
+        hits += any(text_image[t] == i for t in top)
+    return t2i, hits / len(image_emb)
+
+
+def test_metrics_match_a_brute_force_count():
+    torch.manual_seed(0)
+    image_emb = F.normalize(torch.randn(20, 8), dim=1)
+    text_image = torch.arange(20).repeat_interleave(3)
+    text_emb = F.normalize(image_emb[text_image] + 0.9 * torch.randn(60, 8), dim=1)
+    metrics = retrieval_metrics(image_emb, text_emb, text_image)
+    for k in (1, 5, 10):
+        t2i, i2t = brute_force(image_emb, text_emb, text_image, k)
+        assert abs(metrics[f"t2i_R@{k}"] - t2i) < 1e-6
+        assert abs(metrics[f"i2t_R@{k}"] - i2t) < 1e-6
+    assert 0 < metrics["t2i_R@1"] < 1
+
+
+def test_perfect_embeddings_rank_first():
+    image_emb = torch.eye(4)
+    text_image = torch.tensor([0, 0, 1, 2, 3])
+    metrics = retrieval_metrics(image_emb, image_emb[text_image], text_image)
+    assert metrics["t2i_R@1"] == 1.0 and metrics["i2t_R@1"] == 1.0
+    assert metrics["t2i_mean_rank"] == 1.0 and metrics["i2t_median_rank"] == 1.0
+    assert "R@1" in format_table(metrics)
+
+
+def test_ties_count_against_the_query():
+    similarity = torch.tensor([[0.5, 0.5, 0.1]])
+    assert ranks_of_truth(similarity, torch.tensor([[True, False, False]])).item() == 1

@@ -1,0 +1,114 @@
+import json
+
+import pytest
+import torch
+
+from train.run import build_parser, main
+
+TINY = {
+    "embed_dim": 32,
+    "graph": {"width": 32, "depth": 2, "heads": 2},
+    "text": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return str(path)
+
+
+def run(tmp_path, tiny_config, *extra):
+    out = tmp_path / "run"
+    argv = [
+        "--train-size",
+        "48",
+        "--val-size",
+        "16",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "6",
+        "--lr",
+        "3e-3",
+        "--warmup-steps",
+        "2",
+        "--model-config",
+        tiny_config,
+        "--out",
+        str(out),
+        "--no-progress",
+        *extra,
+    ]
+    return out, main(argv)
+
+
+def test_short_training_lowers_the_loss_and_writes_the_run_directory(tmp_path, tiny_config):
+    out, final = run(tmp_path, tiny_config)
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert records[-1]["train_loss"] < records[0]["train_loss"] - 0.1
+    for key in ("t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10"):
+        assert 0.0 <= records[-1][key] <= 1.0
+        assert final[key] == records[-1][key]
+    params = json.loads((out / "params.json").read_text())
+    assert params["graph_type"] == "hetero" and params["model"]["graph"]["width"] == 32
+    assert "epoch 6" in (out / "out.log").read_text()
+    checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert checkpoints == [f"epoch_{k}.pt" for k in range(1, 7)] + ["latest.pt"]
+    state = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)
+    assert state["epoch"] == 6 and state["schema_version"] == 1
+
+
+@pytest.mark.parametrize("graph_type", ["homo", "patch"])
+def test_other_graph_types_train(tmp_path, tiny_config, graph_type):
+    _, final = run(tmp_path, tiny_config, "--graph-type", graph_type, "--epochs", "1")
+    assert final["epoch"] == 1 and final["t2i_R@10"] >= 0
+
+
+def test_drop_edge_types_and_bias_flags_reach_the_model(tmp_path, tiny_config):
+    out, _ = run(tmp_path, tiny_config, "--drop-edge-types", "near,subject_of", "--edge-bias", "none", "--epochs", "1")
+    params = json.loads((out / "params.json").read_text())
+    assert params["drop_edge_types"] == ["near", "subject_of"]
+    assert params["model"]["graph"]["edge_bias"] == "none"
+
+
+def test_an_existing_run_directory_is_not_overwritten(tmp_path, tiny_config):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.jsonl").write_text("keep me\n")
+    with pytest.raises(FileExistsError, match="already exists"):
+        run(tmp_path, tiny_config)
+    assert (tmp_path / "run" / "results.jsonl").read_text() == "keep me\n"
+
+
+def test_unknown_edge_type_lists_the_valid_ones(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--drop-edge-types", "near,touches"])
+    err = capsys.readouterr().err
+    assert "unknown edge type 'touches'" in err
+    assert "subject_of, has_object, related, shares, overlaps, near, context" in err
+
+
+@pytest.mark.parametrize("flag, value", [("--graph-type", "grid"), ("--edge-bias", "maybe"), ("--device", "tpu")])
+def test_unknown_choices_are_rejected(capsys, flag, value):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([flag, value])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_unknown_model_config_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown model config 'huge'"):
+        main(
+            [
+                "--model-config",
+                "huge",
+                "--train-size",
+                "4",
+                "--val-size",
+                "4",
+                "--out",
+                str(tmp_path / "r"),
+                "--no-progress",
+            ]
+        )
