@@ -1,5 +1,10 @@
 """Images and their tokens as heterogeneous PyG graphs (schema in graphs.schema)."""
 
+import warnings
+
+# PyG scripts a few modules at import; torch 2.14 warns for each. Not ours to fix.
+warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+
 from graphs.build import build_graph, build_patch_graph, build_typed_graph
 from graphs.convert import to_networkx
 from graphs.schema import (
