@@ -2,31 +2,114 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from torch.utils.data import Dataset
 from torch_geometric.data import Data, HeteroData
-from tqdm.auto import tqdm
 
-from data.synthetic import make_scene
-from graphs.build import build_typed_graph
+from data.cache import GraphBuilder, GraphCache, build_uncached
+from data.store import GraphStore
+from data.synthetic import WORLD_VERSION, make_scene
+from graphs.build import build_graph, build_patch_graph
+from graphs.schema import GRAPH_TYPES
+from graphs.transforms import DropEdgeTypes, ToHomogeneous
 
-DATASETS = ("synthetic",)
 DEFAULT_SIZES = {"train": 8000, "val": 1000, "test": 1000}
 
 
-class SyntheticGraphs(Dataset):
-    """Graphs of the embedded synthetic world, built once in memory.
+def graph_transform(graph_type: str, drop_edge_types: Sequence[str] = ()) -> Callable | None:
+    """What happens to a stored graph on access: ablation, then the homogeneous view."""
+    if graph_type not in GRAPH_TYPES:
+        raise ValueError(f"unknown graph type {graph_type!r}; valid: {', '.join(GRAPH_TYPES)}")
+    steps = []
+    if drop_edge_types:
+        steps.append(DropEdgeTypes(drop_edge_types))
+    if graph_type == "homo":
+        steps.append(ToHomogeneous())
+    if not steps:
+        return None
 
-    Args:
-        split: ``train``, ``val`` or ``test``; splits never share a scene.
-        size: number of scenes.
-        seed: the world's seed.
-        graph_type: ``hetero``, ``homo`` or ``patch``.
-        drop_edge_types: edge types emptied in every graph (ablation).
-        canvas: image side in pixels.
-        progress: show a progress bar while building.
-    """
+    def transform(data: HeteroData) -> HeteroData | Data:
+        for step in steps:
+            data = step(data)
+        return data
+
+    return transform
+
+
+def stored_graph_type(graph_type: str) -> str:
+    """Homogeneous graphs are stored as schema graphs and converted on access."""
+    return "patch" if graph_type == "patch" else "hetero"
+
+
+class GraphDataset(Dataset):
+    """Graphs of a `GraphStore`, each passed through `transform` on access."""
+
+    def __init__(self, store: GraphStore, transform: Callable | None = None) -> None:
+        self.store = store
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, index: int) -> HeteroData | Data:
+        graph = self.store[index]
+        return self.transform(graph) if self.transform is not None else graph
+
+
+class SyntheticBuilder(GraphBuilder):
+    """Graphs of the embedded synthetic world (see data.synthetic)."""
+
+    def __init__(
+        self, split: str, size: int, seed: int = 0, canvas: int = 96, graph_type: str = "hetero", patch_grid: int = 8
+    ) -> None:
+        self.split, self.size, self.seed, self.canvas = split, size, seed, canvas
+        self.graph_type, self.patch_grid = stored_graph_type(graph_type), patch_grid
+
+    def __len__(self) -> int:
+        return self.size
+
+    def fingerprint(self) -> dict:
+        return {
+            "source": "synthetic",
+            "world_version": WORLD_VERSION,
+            "split": self.split,
+            "size": self.size,
+            "seed": self.seed,
+            "canvas": self.canvas,
+            "graph_type": self.graph_type,
+            "patch_grid": self.patch_grid if self.graph_type == "patch" else None,
+            "featurizer": "pixels",
+        }
+
+    def build(self, index: int) -> tuple[HeteroData, str]:
+        scene = make_scene(self.seed, self.split, index, self.canvas)
+        if self.graph_type == "patch":
+            graph = build_patch_graph(scene.image, self.patch_grid)
+        else:
+            graph = build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
+        graph.captions = scene.captions
+        return graph, f"{self.split}/{index}"
+
+
+def load_graphs(
+    builder: GraphBuilder,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    workers: int = 0,
+    on_bad: str = "error",
+    progress: bool = True,
+) -> GraphStore:
+    """The builder's graphs, from the cache when `use_cache` (building what is missing)."""
+    if not use_cache:
+        return build_uncached(builder, on_bad)
+    store, _ = GraphCache(cache_dir).load_or_build(builder, workers, on_bad, progress)
+    return store
+
+
+class SyntheticGraphs(GraphDataset):
+    """The synthetic world as a dataset (built in memory, no cache): tests and notebooks."""
 
     def __init__(
         self,
@@ -36,22 +119,7 @@ class SyntheticGraphs(Dataset):
         graph_type: str = "hetero",
         drop_edge_types: Sequence[str] = (),
         canvas: int = 96,
-        progress: bool = True,
+        progress: bool = False,
     ) -> None:
-        self.split, self.seed, self.graph_type = split, seed, graph_type
-        self.graphs: list[HeteroData | Data] = []
-        for index in tqdm(
-            range(size), desc=f"building {split} graphs ({graph_type})", disable=not progress, leave=False
-        ):
-            scene = make_scene(seed, split, index, canvas)
-            graph = build_typed_graph(
-                graph_type, scene.image, scene.masks, scene.labels, scene.triplets, drop_edge_types
-            )
-            graph.captions = scene.captions
-            self.graphs.append(graph)
-
-    def __len__(self) -> int:
-        return len(self.graphs)
-
-    def __getitem__(self, index: int) -> HeteroData | Data:
-        return self.graphs[index]
+        store = build_uncached(SyntheticBuilder(split, size, seed, canvas, graph_type))
+        super().__init__(store, graph_transform(graph_type, drop_edge_types))

@@ -43,6 +43,8 @@ PHRASES = {
     "near": "near",
 }
 CAPTIONS_PER_SCENE = 5
+# Bump when a change to this module changes the scenes (it keys the graph cache).
+WORLD_VERSION = 1
 # Shapes that can hold a small object wholly inside them.
 CONTAINERS = ("circle", "square", "diamond")
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch_geometric.data import Data, HeteroData
 
 from graphs.features import image_features, image_to_tensor, object_features
@@ -20,19 +21,20 @@ from graphs.relations import (
 )
 from graphs.schema import (
     CONTEXT,
+    CROP_SIZE,
     GRAPH_TYPES,
     HAS_OBJECT,
     IMAGE,
     NEAR,
     OBJECT,
     OVERLAPS,
-    PREDICATE_ID,
     PREDICATES,
     RELATED,
     RELATION,
     SHARES,
     SUBJECT_OF,
     empty_graph,
+    predicate_id,
 )
 from graphs.transforms import DropEdgeTypes, ToHomogeneous
 
@@ -48,9 +50,10 @@ def normalise_triplets(triplets: Sequence[Triplet], num_objects: int) -> np.ndar
     rows = []
     for k, (s, predicate, o) in enumerate(triplets):
         if isinstance(predicate, str):
-            if predicate not in PREDICATE_ID:
-                raise ValueError(f"triplet {k}: unknown predicate {predicate!r}; known: {', '.join(PREDICATES)}")
-            predicate = PREDICATE_ID[predicate]
+            try:
+                predicate = predicate_id(predicate)
+            except ValueError as error:
+                raise ValueError(f"triplet {k}: {error}") from None
         if not 0 <= int(predicate) < len(PREDICATES):
             raise ValueError(f"triplet {k}: predicate id {predicate} outside 0..{len(PREDICATES) - 1}")
         for role, index in (("subject", s), ("object", o)):
@@ -79,6 +82,8 @@ def build_graph(
     triplets: Sequence[Triplet] | None = None,
     knn: int = 4,
     max_relations: int | None = None,
+    object_x: torch.Tensor | np.ndarray | None = None,
+    image_x: torch.Tensor | np.ndarray | None = None,
 ) -> HeteroData:
     """Turn an RGB image and its object masks into a schema graph.
 
@@ -90,6 +95,8 @@ def build_graph(
             predicate name or id; default: one geometric triplet per pair.
         knn: the number of nearest objects each object links to (`near`).
         max_relations: keep at most this many geometric triplets, nearest first.
+        object_x: [n, F] object features from another featurizer (default: pixels).
+        image_x: [1, F] global features from another featurizer (default: pixels).
     """
     masks = np.asarray(masks, dtype=bool)
     if masks.size == 0:
@@ -114,8 +121,14 @@ def build_graph(
     m = len(triplet_array)
 
     data = empty_graph()
+    if object_x is not None:
+        object_x = torch.as_tensor(object_x, dtype=torch.float)
+        if object_x.dim() != 2 or object_x.size(0) != n:
+            raise ValueError(f"object features of shape {tuple(object_x.shape)} for {n} masks")
+        data[OBJECT].x = object_x
     if n:
-        data[OBJECT].x = object_features(pixels, masks)
+        if object_x is None:
+            data[OBJECT].x = object_features(pixels, masks)
         data[OBJECT].box = torch.from_numpy(boxes)
         data[OBJECT].label = torch.as_tensor(list(labels) if labels is not None else [-1] * n, dtype=torch.long)
         data[OBJECT].area = torch.from_numpy(np.diag(intersections) / masks[0].size).float()
@@ -134,28 +147,47 @@ def build_graph(
     data[OVERLAPS].edge_index = _long(overlap_pairs(boxes, intersections))
     data[NEAR].edge_index = _long(knn_pairs(boxes, knn))
     data[CONTEXT].edge_index = _long(np.stack([np.zeros(n, np.int64), np.arange(n)]))
-    data[IMAGE].x = image_features(pixels)
+    data[IMAGE].x = (
+        image_features(pixels) if image_x is None else torch.as_tensor(image_x, dtype=torch.float).view(1, -1)
+    )
     data[IMAGE].box = torch.tensor([[0.5, 0.5, 1.0, 1.0]])
     return data
 
 
 def build_patch_graph(image: np.ndarray, grid: int = 8) -> HeteroData:
     """The ViT baseline as a graph: grid x grid patch tokens as `object` nodes,
-    `near` edges between 4-connected grid neighbours, and the global node."""
+    `near` edges between 4-connected grid neighbours, and the global node.
+
+    Patch features follow the object featurizer (crop resized to CROP_SIZE,
+    then a mask channel, here all ones), so both graph types share an encoder.
+    """
     height, width = image.shape[:2]
     rows = np.linspace(0, height, grid + 1).round().astype(int)
     cols = np.linspace(0, width, grid + 1).round().astype(int)
-    masks = np.zeros((grid * grid, height, width), dtype=bool)
-    for r in range(grid):
-        for c in range(grid):
-            masks[r * grid + c, rows[r] : rows[r + 1], cols[c] : cols[c + 1]] = True
+    pixels = image_to_tensor(image)
+    crops = [pixels[:, rows[r] : rows[r + 1], cols[c] : cols[c + 1]] for r in range(grid) for c in range(grid)]
+    if height % grid == 0 and width % grid == 0:
+        patches = F.adaptive_avg_pool2d(torch.stack(crops), CROP_SIZE)  # [P, 3, S, S]
+    else:
+        patches = torch.stack([F.adaptive_avg_pool2d(crop, CROP_SIZE) for crop in crops])
+    ones = torch.ones(len(crops), 1, CROP_SIZE, CROP_SIZE)
+    centres_y = (rows[:-1] + rows[1:]) / 2 / height
+    centres_x = (cols[:-1] + cols[1:]) / 2 / width
+    sizes_y, sizes_x = np.diff(rows) / height, np.diff(cols) / width
+    boxes = [(centres_x[c], centres_y[r], sizes_x[c], sizes_y[r]) for r in range(grid) for c in range(grid)]
     cell = np.arange(grid * grid).reshape(grid, grid)
     right = np.stack([cell[:, :-1].ravel(), cell[:, 1:].ravel()])
     down = np.stack([cell[:-1, :].ravel(), cell[1:, :].ravel()])
-    neighbours = np.concatenate([right, down, right[::-1], down[::-1]], axis=1)
-    data = build_graph(image, masks, triplets=[])
-    data[OVERLAPS].edge_index = torch.zeros(2, 0, dtype=torch.long)
-    data[NEAR].edge_index = _long(neighbours)
+
+    data = empty_graph()
+    data[OBJECT].x = torch.cat([patches, ones], dim=1).flatten(1)
+    data[OBJECT].box = torch.tensor(boxes, dtype=torch.float)
+    data[OBJECT].label = torch.full((grid * grid,), -1, dtype=torch.long)
+    data[OBJECT].area = data[OBJECT].box[:, 2] * data[OBJECT].box[:, 3]
+    data[NEAR].edge_index = _long(np.concatenate([right, down, right[::-1], down[::-1]], axis=1))
+    data[CONTEXT].edge_index = _long(np.stack([np.zeros(grid * grid, np.int64), np.arange(grid * grid)]))
+    data[IMAGE].x = image_features(pixels)
+    data[IMAGE].box = torch.tensor([[0.5, 0.5, 1.0, 1.0]])
     return data
 
 

@@ -19,7 +19,8 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """HWC uint8 (or float in 0..1) RGB array -> CHW float tensor in 0..1."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape [H, W, 3], got {image.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    image = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)
+    tensor = torch.from_numpy(image).permute(2, 0, 1)
     if tensor.dtype == torch.uint8:
         return tensor.float() / 255.0
     return tensor.float()

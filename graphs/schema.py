@@ -31,9 +31,11 @@ SUBJECT_OF, HAS_OBJECT, RELATED, SHARES, OVERLAPS, NEAR, CONTEXT = EDGE_TYPES
 EDGE_RANK: dict[EdgeType, int] = {et: rank for rank, et in enumerate(EDGE_TYPES, 1)}
 EDGE_TYPE_BY_NAME: dict[str, EdgeType] = {et[1]: et for et in EDGE_TYPES}
 
-# Predicates of relation tokens. Geometry extraction produces the first nine;
-# the rest come from richer token sources (COCO geometry, scene-graph models).
-PREDICATES: tuple[str, ...] = (
+# Predicates of relation tokens. Geometry extraction (graphs.relations) yields
+# the first eleven; the rest are the 50 predicates of Visual Genome's common
+# split (VG150), for triplets from VG or a scene-graph model. Anything else a
+# token source names maps through PREDICATE_ALIASES or becomes "other".
+GEOMETRIC_PREDICATES: tuple[str, ...] = (
     "left of",
     "right of",
     "above",
@@ -46,7 +48,46 @@ PREDICATES: tuple[str, ...] = (
     "overlapping",
     "near",
 )
+VG150_PREDICATES: tuple[str, ...] = (
+    "across", "against", "along", "and", "at", "attached to", "behind", "belonging to", "between",
+    "carrying", "covered in", "covering", "eating", "flying in", "for", "from", "growing on", "hanging from",
+    "has", "holding", "in", "in front of", "laying on", "looking at", "lying on", "made of", "mounted on",
+    "of", "on", "on back of", "over", "painted on", "parked on", "part of", "playing", "riding", "says",
+    "sitting on", "standing on", "to", "using", "walking in", "walking on", "watching", "wearing", "wears",
+    "with",
+)  # fmt: skip
+PREDICATES: tuple[str, ...] = (*GEOMETRIC_PREDICATES, *VG150_PREDICATES, "other")
+PREDICATE_ALIASES: dict[str, str] = {
+    "beneath": "under",
+    "underneath": "under",
+    "below of": "below",
+    "inside of": "inside",
+    "beside": "next to",
+    "by": "next to",
+    "next": "next to",
+    "near by": "near",
+    "have": "has",
+    "wearing a": "wearing",
+    "on top": "on top of",
+    "in front": "in front of",
+}
 PREDICATE_ID: dict[str, int] = {p: i for i, p in enumerate(PREDICATES)}
+
+
+def predicate_id(name: str, strict: bool = True) -> int:
+    """The id of a predicate name (case and spacing normalised, aliases followed).
+
+    Unknown names raise ValueError when `strict`, else map to "other".
+    """
+    key = " ".join(name.lower().split())
+    key = PREDICATE_ALIASES.get(key, key)
+    if key in PREDICATE_ID:
+        return PREDICATE_ID[key]
+    if strict:
+        raise ValueError(f"unknown predicate {name!r}; known: {', '.join(PREDICATES)}")
+    return PREDICATE_ID["other"]
+
+
 # The same fact told from the other participant: (a, p, b) == (b, INVERSE[p], a).
 INVERSE_PREDICATE: dict[str, str] = {
     "left of": "right of",
@@ -78,13 +119,21 @@ GRAPH_TYPES = ("hetero", "homo", "patch")
 HOMOGENEOUS_NODE = "node"
 
 
-def encoder_inputs(graph_type: str) -> tuple[dict[str, int], int]:
-    """Node feature sizes and number of ranked edge types an encoder needs for a graph type."""
-    if graph_type not in GRAPH_TYPES:
-        raise ValueError(f"unknown graph type {graph_type!r}; valid: {', '.join(GRAPH_TYPES)}")
-    if graph_type == "homo":
-        return {HOMOGENEOUS_NODE: max(FEATURE_DIMS.values())}, 1
-    return dict(FEATURE_DIMS), len(EDGE_TYPES)
+def encoder_inputs(graph_or_type) -> tuple[dict[str, int], int]:
+    """Node feature sizes and number of ranked edge types an encoder needs.
+
+    Give a graph (its feature sizes are read off it: other featurizers make
+    other sizes) or a graph type name (the default pixel featurizer's sizes).
+    """
+    if isinstance(graph_or_type, str):
+        if graph_or_type not in GRAPH_TYPES:
+            raise ValueError(f"unknown graph type {graph_or_type!r}; valid: {', '.join(GRAPH_TYPES)}")
+        if graph_or_type == "homo":
+            return {HOMOGENEOUS_NODE: max(FEATURE_DIMS.values())}, 1
+        return dict(FEATURE_DIMS), len(EDGE_TYPES)
+    if isinstance(graph_or_type, HeteroData):
+        return {t: graph_or_type[t].x.size(1) for t in NODE_TYPES}, len(EDGE_TYPES)
+    return {HOMOGENEOUS_NODE: graph_or_type.x.size(1)}, 1
 
 
 def resolve_edge_type(name: str | EdgeType) -> EdgeType:

@@ -18,6 +18,8 @@ from torch_geometric.data import Data, HeteroData
 from graphs.schema import EDGE_RANK, EDGE_TYPES, FEATURE_DIMS, HOMOGENEOUS_NODE, NODE_TYPES
 from models.attention import Block
 
+POOLS = ("attention", "mean")
+
 
 @dataclass
 class GraphEncoderConfig:
@@ -33,6 +35,7 @@ class GraphEncoderConfig:
     edge_bias: str = "learned"
     num_edge_types: int = len(EDGE_TYPES)
     box_frequencies: int = 6
+    pool: str = "attention"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +52,25 @@ class BoxEncoding(nn.Module):
     def forward(self, box: Tensor) -> Tensor:
         angles = (box[:, :, None] * self.scales).flatten(1)  # [n, 4 * F]
         return self.proj(torch.cat([angles.sin(), angles.cos()], dim=1))
+
+
+class AttentionPool(nn.Module):
+    """A learned query attends over the valid tokens of each graph (multi-head).
+
+    Order-free like a mean, but it can weight the few informative tokens of a
+    graph over many background ones (a patch grid is mostly background).
+    """
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        """x [B, N, C], valid [B, N] -> [B, C]."""
+        query = self.query.expand(x.size(0), -1, -1)
+        pooled, _ = self.attn(query, x, x, key_padding_mask=~valid, need_weights=False)
+        return pooled[:, 0]
 
 
 def pair_slots(dense_index: Tensor, edges: list[tuple[Tensor, int]], num_graphs: int, num_tokens: int) -> Tensor:
@@ -83,9 +105,10 @@ class GraphEncoder(nn.Module):
 
     Each node type has its own input projection and type embedding; every
     token adds a Fourier encoding of its box; L pre-norm blocks attend over all
-    tokens of a graph with the per-head edge-type bias of DESIGN.md; a masked
-    mean over the tokens is normalised and projected to the embedding. No
-    positional index enters, so the embedding does not depend on node order.
+    tokens of a graph with the per-head edge-type bias of DESIGN.md; the tokens
+    are normalised, pooled (a learned attention query, or a masked mean) and
+    projected to the embedding. No positional index enters, so the embedding
+    does not depend on node order.
 
     Args:
         config: a `GraphEncoderConfig`. For homogeneous graphs give
@@ -96,7 +119,9 @@ class GraphEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.node_types = tuple(config.node_dims)
-        self.input_proj = nn.ModuleDict({t: nn.Linear(d, config.width) for t, d in config.node_dims.items()})
+        self.input_proj = nn.ModuleDict(
+            {t: nn.Sequential(nn.LayerNorm(d), nn.Linear(d, config.width)) for t, d in config.node_dims.items()}
+        )
         self.type_embedding = nn.Parameter(torch.zeros(len(self.node_types), config.width))
         nn.init.normal_(self.type_embedding, std=0.02)
         self.box_encoding = BoxEncoding(config.width, config.box_frequencies)
@@ -105,6 +130,9 @@ class GraphEncoder(nn.Module):
             for _ in range(config.depth)
         )
         self.norm = nn.LayerNorm(config.width)
+        if config.pool not in POOLS:
+            raise ValueError(f"unknown pooling {config.pool!r}; valid: {', '.join(POOLS)}")
+        self.pool = AttentionPool(config.width, config.heads) if config.pool == "attention" else None
         self.head = nn.Linear(config.width, config.embed_dim)
 
     def _typed_tokens(self, batch: Data | HeteroData) -> tuple[list[Tensor], list[Tensor], list[tuple[Tensor, int]]]:
@@ -164,6 +192,8 @@ class GraphEncoder(nn.Module):
 
         for block in self.blocks:
             dense = block(dense, slots, key_padding)
+        dense = self.norm(dense)
+        if self.pool is not None:
+            return self.head(self.pool(dense, valid))
         weights = valid.unsqueeze(-1).to(dense.dtype)
-        pooled = (dense * weights).sum(1) / weights.sum(1).clamp(min=1)  # [B, C]
-        return self.head(self.norm(pooled))
+        return self.head((dense * weights).sum(1) / weights.sum(1).clamp(min=1))  # [B, D]

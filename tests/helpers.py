@@ -9,3 +9,105 @@ def square_masks(canvas: int, squares: list[tuple[int, int, int]]) -> np.ndarray
     for k, (x0, y0, side) in enumerate(squares):
         masks[k, y0 : y0 + side, x0 : x0 + side] = True
     return masks
+
+
+def write_coco(root, split: str = "val2017", corrupt: tuple[int, ...] = (), extra_annotations=()):
+    """A small COCO folder written the way COCO exports look, images included.
+
+    Image 1: a polygon square (cat 1), a compressed-RLE rectangle (cat 2), a
+    crowd region in uncompressed RLE, a degenerate 2-point polygon.
+    Image 2: no annotations. Image 3: one polygon triangle.
+    Returns {image_id: file name}.
+    """
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    root = Path(root)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    (root / split).mkdir(parents=True, exist_ok=True)
+    height, width = 48, 64
+    images, names = [], {}
+    for image_id in (1, 2, 3):
+        name = f"{image_id:012d}.jpg"
+        names[image_id] = name
+        images.append({"id": image_id, "file_name": name, "height": height, "width": width})
+        pixels = np.random.default_rng(image_id).integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+        if image_id in corrupt:
+            (root / split / name).write_bytes(b"not a jpeg")
+        else:
+            Image.fromarray(pixels).save(root / split / name)
+    rect = np.zeros((height, width), dtype=np.uint8, order="F")
+    rect[20:40, 40:60] = 1
+    rle = mask_utils.encode(rect)
+    rle["counts"] = rle["counts"].decode()
+    crowd = np.zeros((height, width), dtype=np.uint8)
+    crowd[0:10, 0:64] = 1
+    flat = crowd.flatten(order="F")
+    changes = np.flatnonzero(np.diff(np.concatenate([[0], flat, [2]])))
+    counts = np.diff(np.concatenate([[0], changes])).tolist()
+    annotations = [
+        {
+            "id": 10,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": 100.0,
+            "bbox": [5, 15, 10, 10],
+            "segmentation": [[5, 15, 15, 15, 15, 25, 5, 25]],
+        },
+        {
+            "id": 11,
+            "image_id": 1,
+            "category_id": 2,
+            "iscrowd": 0,
+            "area": 400.0,
+            "bbox": [40, 20, 20, 20],
+            "segmentation": rle,
+        },
+        {
+            "id": 12,
+            "image_id": 1,
+            "category_id": 1,
+            "iscrowd": 1,
+            "area": 640.0,
+            "bbox": [0, 0, 64, 10],
+            "segmentation": {"size": [height, width], "counts": counts},
+        },
+        {
+            "id": 13,
+            "image_id": 1,
+            "category_id": 2,
+            "iscrowd": 0,
+            "area": 0.0,
+            "bbox": [1, 1, 1, 1],
+            "segmentation": [[1, 1, 2, 2]],
+        },
+        {
+            "id": 30,
+            "image_id": 3,
+            "category_id": 2,
+            "iscrowd": 0,
+            "area": 200.0,
+            "bbox": [10, 10, 20, 20],
+            "segmentation": [[10, 30, 30, 30, 20, 10]],
+        },
+        *extra_annotations,
+    ]
+    categories = [
+        {"id": 1, "name": "cat", "supercategory": "animal"},
+        {"id": 2, "name": "box", "supercategory": "thing"},
+    ]
+    instances = {"images": images, "annotations": annotations, "categories": categories}
+    (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(instances))
+    captions = [
+        {"id": 100 * image_id + k, "image_id": image_id, "caption": f"image {image_id} caption {k} "}
+        for image_id in (1, 2, 3)
+        for k in range(6)
+    ]
+    (root / "annotations" / f"captions_{split}.json").write_text(
+        json.dumps({"images": images, "annotations": captions})
+    )
+    return names

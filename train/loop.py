@@ -50,6 +50,7 @@ def train_epoch(
     device: torch.device,
     caption_rng: random.Random,
     precision: str = "fp32",
+    grad_clip: float | None = 1.0,
     progress: bool = True,
     description: str = "train",
 ) -> dict[str, float]:
@@ -73,6 +74,8 @@ def train_epoch(
             loss = loss_fn(image_features, text_features, logit_scale)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         scheduler.step()
         with torch.no_grad():

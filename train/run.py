@@ -23,9 +23,11 @@ import numpy as np
 import torch
 from torch_geometric.loader import DataLoader
 
-from data import DATASETS, DEFAULT_SIZES, SyntheticGraphs
+from data import DATASETS, DEFAULT_SIZES, DataOptions, open_dataset
+from data.images import TOKEN_SOURCES
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
 from graphs import GRAPH_TYPES, SCHEMA_VERSION, encoder_inputs, resolve_edge_type
+from graphs.featurizers import FEATURIZERS
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
 from train.loop import make_optimizer, train_epoch, warmup_cosine
 from train.rundir import LOG, RunDir
@@ -56,14 +58,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="what an image becomes: hetero = object/relation/image tokens with 7 edge types; "
         "homo = the same graph with one node and one edge type; patch = a grid of patch tokens (ViT baseline)",
     )
-    data.add_argument("--train-size", type=int, default=DEFAULT_SIZES["train"], help="synthetic training scenes")
-    data.add_argument("--val-size", type=int, default=DEFAULT_SIZES["val"], help="synthetic validation scenes")
     data.add_argument(
         "--drop-edge-types",
         type=edge_type_list,
         default=[],
         metavar="NAMES",
         help="comma-separated edge types to empty in every graph (ablation), e.g. near,overlaps",
+    )
+    data.add_argument("--train-size", type=int, default=DEFAULT_SIZES["train"], help="synthetic training scenes")
+    data.add_argument("--val-size", type=int, default=DEFAULT_SIZES["val"], help="synthetic validation scenes")
+    data.add_argument("--coco-root", help="COCO folder with annotations/, train2017/, val2017/")
+    data.add_argument("--split", default="train2017", help="COCO split to train on")
+    data.add_argument("--val-split", default="val2017", help="COCO split to validate on")
+    data.add_argument(
+        "--relations",
+        choices=("geometry", "vg"),
+        default="geometry",
+        help="COCO relations: from mask geometry, or Visual Genome triplets (--vg-dir)",
+    )
+    data.add_argument("--vg-dir", help="folder with Visual Genome image_data.json and relationships.json")
+    data.add_argument("--karpathy", help="Karpathy split file (dataset_coco.json): its images and sentences")
+    data.add_argument("--max-objects", type=int, default=30, help="COCO objects per image, largest first")
+    data.add_argument("--max-relations", type=int, default=20, help="geometric relations per image, nearest first")
+    data.add_argument("--images", help="--dataset images: the image folder")
+    data.add_argument("--captions", help="--dataset images: JSON lines {file_name, captions}")
+    data.add_argument("--val-fraction", type=float, default=0.1, help="--dataset images: share held out")
+    data.add_argument(
+        "--token-source",
+        choices=TOKEN_SOURCES,
+        default="felzenszwalb",
+        help="--dataset images: segmenter, a tokens file, or Mask R-CNN",
+    )
+    data.add_argument("--tokens-file", help="JSON lines of masks (COCO RLE) and triplets per image")
+    data.add_argument("--maskrcnn-weights", help="local torchvision Mask R-CNN weights")
+    data.add_argument("--featurizer", choices=FEATURIZERS, default="pixels", help="what object tokens carry")
+    data.add_argument("--backbone", help="timm:NAME or open_clip:NAME for --featurizer backbone")
+    data.add_argument("--backbone-weights", help="local weights of the backbone")
+    data.add_argument("--cache-dir", help="graph cache folder (default $SEMGRAPH_CACHE or ~/.cache/semgraph/graphs)")
+    data.add_argument("--no-cache", action="store_true", help="build graphs in memory, write nothing")
+    data.add_argument("--workers", type=int, default=0, help="processes building graphs (0: this one)")
+    data.add_argument(
+        "--on-bad-image",
+        choices=("error", "skip"),
+        default="error",
+        help="a corrupt image or broken annotation: stop with an error, or skip it and count it",
     )
     model = parser.add_argument_group("model")
     model.add_argument("--model-config", default=DEFAULT_CONFIG, help="a config name in models/configs or a JSON path")
@@ -75,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--batch-size", type=int, default=256)
     optim.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     optim.add_argument("--weight-decay", type=float, default=0.1)
-    optim.add_argument("--warmup-steps", type=int, default=50)
+    optim.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up, then cosine decay")
+    optim.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm (0: off)")
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic world and of training")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto picks CUDA when present")
@@ -100,9 +139,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(args: argparse.Namespace) -> GraphCLIP:
+def data_options(args: argparse.Namespace) -> DataOptions:
+    names = set(DataOptions.__dataclass_fields__)
+    values = {k: v for k, v in vars(args).items() if k in names}
+    return DataOptions(**values, use_cache=not args.no_cache, on_bad=args.on_bad_image)
+
+
+def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     config = load_config(args.model_config)
-    config.graph.node_dims, config.graph.num_edge_types = encoder_inputs(args.graph_type)
+    config.graph.node_dims, config.graph.num_edge_types = encoder_inputs(sample_graph)
     if args.edge_bias is not None:
         config.graph.edge_bias = args.edge_bias
     return GraphCLIP(config)
@@ -124,13 +169,10 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         seed_everything(args.seed)
         LOG.info("run directory %s; device %s (%s)", run_dir.path, device, precision)
-        train_set = SyntheticGraphs(
-            "train", args.train_size, args.seed, args.graph_type, args.drop_edge_types, progress=progress
-        )
-        val_set = SyntheticGraphs(
-            "val", args.val_size, args.seed, args.graph_type, args.drop_edge_types, progress=progress
-        )
-        model = build_model(args).to(device)
+        options = data_options(args)
+        train_set = open_dataset(options, "train", progress)
+        val_set = open_dataset(options, "val", progress)
+        model = build_model(args, train_set[0]).to(device)
         params = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
         params.update(
             out=str(run_dir.path), precision=precision, model=model.config.to_dict(), schema_version=SCHEMA_VERSION
@@ -156,9 +198,10 @@ def main(argv: list[str] | None = None) -> dict:
                 scheduler,
                 device,
                 caption_rng,
-                precision,
-                progress,
-                f"epoch {epoch}/{args.epochs}",
+                precision=precision,
+                grad_clip=args.grad_clip,
+                progress=progress,
+                description=f"epoch {epoch}/{args.epochs}",
             )
             step += len(loader)
             metrics = retrieval_metrics(*embed_dataset(model, val_set, args.batch_size, device))

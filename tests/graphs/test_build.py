@@ -126,3 +126,18 @@ def test_synthetic_scenes_build_valid_graphs(scenes):
         check_graph(data)
         n = len(scene.objects)
         assert data[OBJECT].num_nodes == n and data[RELATION].num_nodes == n * (n - 1) // 2
+
+
+@pytest.mark.parametrize("canvas, grid", [(64, 4), (60, 7)])
+def test_patch_features_equal_the_object_featurizer_on_square_masks(canvas, grid):
+    pixels = np.random.default_rng(2).integers(0, 255, size=(canvas, canvas, 3), dtype=np.uint8)
+    patch = build_patch_graph(pixels, grid)
+    edges = np.linspace(0, canvas, grid + 1).round().astype(int)
+    squares = np.zeros((grid * grid, canvas, canvas), dtype=bool)
+    for r in range(grid):
+        for c in range(grid):
+            squares[r * grid + c, edges[r] : edges[r + 1], edges[c] : edges[c + 1]] = True
+    general = build_graph(pixels, squares, triplets=[])
+    assert torch.allclose(patch[OBJECT].x, general[OBJECT].x, atol=1e-5)
+    assert torch.allclose(patch[OBJECT].box, general[OBJECT].box, atol=1e-6)
+    assert torch.allclose(patch[OBJECT].area, general[OBJECT].area, atol=1e-6)

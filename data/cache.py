@@ -1,0 +1,235 @@
+"""The graph cache: build graphs once, in parallel, and never use a stale one.
+
+A cache entry is a folder named by a hash of everything the graphs depend on
+(source file fingerprints, token source, featurizer, graph type, schema
+version). Graphs are built in shards by worker processes; each shard is
+written atomically as a `GraphStore` file followed by a small JSON sidecar
+holding its SHA-256, its count and the items it skipped. A shard without a
+sidecar, or whose bytes no longer match it, is rebuilt, never loaded, so an
+interrupted build resumes where it stopped and a corrupt file heals itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch_geometric.data import HeteroData
+from tqdm.auto import tqdm
+
+from data.store import GraphStore
+from graphs.schema import SCHEMA_VERSION
+
+LOG = logging.getLogger("semgraph")
+
+
+def default_cache_dir() -> Path:
+    """$SEMGRAPH_CACHE, else ~/.cache/semgraph/graphs."""
+    return Path(os.environ.get("SEMGRAPH_CACHE", Path.home() / ".cache" / "semgraph" / "graphs"))
+
+
+class BadItem(Exception):
+    """An input item that cannot become a graph (unreadable image, broken annotation)."""
+
+
+@dataclass
+class BuildReport:
+    built: int
+    skipped: list[dict]
+    reused_shards: int
+    rebuilt_shards: int
+
+
+class GraphBuilder:
+    """What a cache builds: `len(builder)` items, item i -> (graph with captions, name).
+
+    Subclasses must be picklable (they travel to worker processes) and must
+    describe everything their graphs depend on in `fingerprint()`.
+    """
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict:
+        raise NotImplementedError
+
+    def build(self, index: int) -> tuple[HeteroData, str]:
+        raise NotImplementedError
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes; a missing file is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digest(path: str | Path) -> str:
+    """A digest of a folder's listing (names, sizes, modification times), not its bytes."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a folder")
+    digest = hashlib.sha256()
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        if entry.is_file():
+            stat = entry.stat()
+            digest.update(f"{entry.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def code_digest() -> str:
+    """A digest of the code that makes graphs (graphs/, data/synthetic.py): any edit rebuilds."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted([*(root / "graphs").glob("*.py"), root / "data" / "synthetic.py"]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(fingerprint: dict) -> str:
+    """The folder name of a cache entry: what the graphs depend on, the schema and the code."""
+    keyed = {"schema_version": SCHEMA_VERSION, "code": code_digest(), **fingerprint}
+    text = json.dumps(keyed, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+_WORKER_BUILDER: GraphBuilder | None = None
+
+
+def _init_worker(builder: GraphBuilder) -> None:
+    global _WORKER_BUILDER
+    torch.set_num_threads(1)
+    _WORKER_BUILDER = builder
+
+
+def _build_shard(job: tuple[int, int, int, str, str]) -> tuple[int, int, list[dict]]:
+    shard, start, stop, folder, on_bad = job
+    return build_shard(_WORKER_BUILDER, shard, start, stop, Path(folder), on_bad)
+
+
+def build_items(builder: GraphBuilder, indices: range, on_bad: str) -> tuple[list, list[str], list[dict]]:
+    """Build items; a `BadItem` raises, or with on_bad='skip' is recorded and passed over."""
+    graphs, names, skipped = [], [], []
+    for index in indices:
+        try:
+            graph, name = builder.build(index)
+        except BadItem as error:
+            if on_bad != "skip":
+                raise
+            skipped.append({"index": index, "reason": str(error)})
+            continue
+        graphs.append(graph)
+        names.append(name)
+    return graphs, names, skipped
+
+
+def build_shard(
+    builder: GraphBuilder, shard: int, start: int, stop: int, folder: Path, on_bad: str
+) -> tuple[int, int, list[dict]]:
+    """Build items [start, stop) into shard file `shard`; return (shard, count, skipped)."""
+    graphs, names, skipped = build_items(builder, range(start, stop), on_bad)
+    path = folder / f"shard_{shard:05d}.pt"
+    tmp = path.with_suffix(".pt.tmp")
+    GraphStore.from_graphs(graphs, names).save(tmp)
+    os.replace(tmp, path)
+    sidecar = {"count": len(graphs), "sha256": file_digest(path), "start": start, "stop": stop, "skipped": skipped}
+    _write_json(folder / f"shard_{shard:05d}.json", sidecar)
+    return shard, len(graphs), skipped
+
+
+def _write_json(path: Path, value: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    os.replace(tmp, path)
+
+
+def _valid_shard(folder: Path, shard: int, start: int, stop: int) -> dict | None:
+    """The sidecar of a complete, intact shard, else None."""
+    sidecar_path, path = folder / f"shard_{shard:05d}.json", folder / f"shard_{shard:05d}.pt"
+    try:
+        sidecar = json.loads(sidecar_path.read_text())
+        if (sidecar["start"], sidecar["stop"]) != (start, stop) or not path.is_file():
+            return None
+        if file_digest(path) != sidecar["sha256"]:
+            LOG.warning("cache shard %s is corrupt (checksum mismatch); rebuilding it", path)
+            return None
+        return sidecar
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+class GraphCache:
+    """Build-once storage of a builder's graphs under `root/<key>/`.
+
+    Args:
+        root: the cache folder (default ``$SEMGRAPH_CACHE`` or ~/.cache/semgraph/graphs).
+        shard_size: graphs per shard file.
+    """
+
+    def __init__(self, root: str | Path | None = None, shard_size: int = 512) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.shard_size = shard_size
+
+    def folder(self, builder: GraphBuilder) -> Path:
+        return self.root / cache_key(builder.fingerprint())
+
+    def load_or_build(
+        self,
+        builder: GraphBuilder,
+        workers: int = 0,
+        on_bad: str = "error",
+        progress: bool = True,
+        description: str = "building graphs",
+    ) -> tuple[GraphStore, BuildReport]:
+        """Return every graph of `builder`, building the shards that are missing or broken."""
+        folder = self.folder(builder)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_json(folder / "fingerprint.json", {"schema_version": SCHEMA_VERSION, **builder.fingerprint()})
+        total = len(builder)
+        bounds = [(k, s, min(s + self.shard_size, total)) for k, s in enumerate(range(0, total, self.shard_size))]
+        sidecars = {k: _valid_shard(folder, k, s, e) for k, s, e in bounds}
+        todo = [(k, s, e, str(folder), on_bad) for k, s, e in bounds if sidecars[k] is None]
+        bar = tqdm(total=total, desc=description, disable=not progress or not todo, leave=False, unit="graph")
+        bar.update(sum(e - s for k, s, e in bounds if sidecars[k] is not None))
+        if workers > 0 and len(todo) > 1:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(workers, initializer=_init_worker, initargs=(builder,)) as pool:
+                for shard, _, _ in pool.imap_unordered(_build_shard, todo):
+                    bar.update(bounds[shard][2] - bounds[shard][1])
+        else:
+            for shard, start, stop, _, _ in todo:
+                build_shard(builder, shard, start, stop, folder, on_bad)
+                bar.update(stop - start)
+        bar.close()
+        stores, skipped = [], []
+        for k, start, stop in bounds:
+            sidecar = _valid_shard(folder, k, start, stop)
+            if sidecar is None:
+                raise RuntimeError(f"cache shard {k} of {folder} did not build correctly")
+            stores.append(GraphStore.load(folder / f"shard_{k:05d}.pt"))
+            skipped.extend(sidecar["skipped"])
+        store = GraphStore.concat(stores) if stores else GraphStore.from_graphs([])
+        store.meta = builder.fingerprint()
+        if skipped:
+            LOG.warning("skipped %d of %d items (%s); first: %s", len(skipped), total, folder, skipped[0]["reason"])
+        report = BuildReport(len(store), skipped, len(bounds) - len(todo), len(todo))
+        return store, report
+
+
+def build_uncached(builder: GraphBuilder, on_bad: str = "error") -> GraphStore:
+    """All graphs of a builder in memory, no files (small data, tests)."""
+    graphs, names, skipped = build_items(builder, range(len(builder)), on_bad)
+    for item in skipped:
+        LOG.warning("skipped item %d: %s", item["index"], item["reason"])
+    return GraphStore.from_graphs(graphs, names, builder.fingerprint())

@@ -1,0 +1,295 @@
+"""COCO through pycocotools: instances as object tokens, captions, relations.
+
+Layout: ``ROOT/annotations/instances_SPLIT.json``,
+``ROOT/annotations/captions_SPLIT.json`` and the images in ``ROOT/SPLIT/``.
+
+Choices (documented in the README):
+- Crowd regions (``iscrowd=1``) cover many things at once, so they are not
+  object tokens; they are counted in the log, not silently lost.
+- Degenerate annotations (a polygon of fewer than 3 points, an empty mask) are
+  dropped and counted; an annotation naming an unknown image or category is an
+  error naming the file and the annotation, or a counted skip with
+  ``on_bad='skip'``.
+- Objects are kept largest first, at most `max_objects`; relations come from
+  geometry (nearest pairs first, at most `max_relations`) or from Visual
+  Genome for the images the two datasets share.
+- An image with no annotations becomes a graph with only its global node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from torch_geometric.data import HeteroData
+
+from data.cache import BadItem, GraphBuilder, file_digest, folder_digest
+from data.datasets import stored_graph_type
+from graphs.build import build_graph, build_patch_graph
+from graphs.relations import corners, masks_to_boxes
+from graphs.schema import predicate_id
+
+LOG = logging.getLogger("semgraph")
+CAPTIONS_PER_IMAGE = 5
+VG_MATCH_IOU = 0.5
+
+
+def load_coco(path: Path) -> COCO:
+    """pycocotools' COCO index, with a clear error for a missing or broken file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"COCO annotation file {path} does not exist")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            return COCO(str(path))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a COCO annotation file ({type(error).__name__}: {error})") from None
+
+
+def load_image(path: Path) -> np.ndarray:
+    """RGB uint8 [H, W, 3]; a missing or undecodable file is a `BadItem` naming it."""
+    if not path.is_file():
+        raise BadItem(f"image {path} does not exist")
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise BadItem(f"image {path} cannot be decoded ({error})") from None
+
+
+def degenerate(annotation: dict) -> bool:
+    segmentation = annotation.get("segmentation")
+    if isinstance(segmentation, list):
+        return not any(len(polygon) >= 6 for polygon in segmentation)
+    if isinstance(segmentation, dict):
+        return "counts" not in segmentation or "size" not in segmentation
+    return True
+
+
+def check_annotations(coco: COCO, path: Path, on_bad: str) -> tuple[dict[int, list[dict]], Counter]:
+    """Per image, its usable instance annotations; problems raise or are counted."""
+    counts: Counter = Counter()
+    usable: dict[int, list[dict]] = defaultdict(list)
+    for annotation in coco.dataset.get("annotations", []):
+        problem = None
+        if annotation.get("image_id") not in coco.imgs:
+            problem = f"names unknown image {annotation.get('image_id')}"
+        elif annotation.get("category_id") not in coco.cats:
+            problem = f"names unknown category {annotation.get('category_id')}"
+        if problem:
+            if on_bad != "skip":
+                raise ValueError(f"{path}: annotation {annotation.get('id')} {problem}")
+            counts["bad reference"] += 1
+        elif annotation.get("iscrowd", 0):
+            counts["crowd"] += 1
+        elif degenerate(annotation):
+            counts["degenerate"] += 1
+        else:
+            usable[annotation["image_id"]].append(annotation)
+    return usable, counts
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of (cx, cy, w, h) boxes, [len(a), len(b)]."""
+    ca, cb = corners(a), corners(b)
+    lo = np.maximum(ca[:, None, :2], cb[None, :, :2])
+    hi = np.minimum(ca[:, None, 2:], cb[None, :, 2:])
+    inter = np.clip(hi - lo, 0, None).prod(-1)
+    area_a, area_b = a[:, 2] * a[:, 3], b[:, 2] * b[:, 3]
+    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+
+
+def load_vg_relations(vg_dir: Path, coco_ids: set[int]) -> dict[int, list[tuple[str, list, list]]]:
+    """Visual Genome triplets of the images COCO shares: coco_id -> (predicate, subject box, object box).
+
+    Boxes are normalised (cx, cy, w, h) in VG's image size (image_data.json).
+    """
+    image_data_path, relationships_path = vg_dir / "image_data.json", vg_dir / "relationships.json"
+    for path in (image_data_path, relationships_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"Visual Genome file {path} does not exist")
+    vg_to_coco, sizes = {}, {}
+    for entry in json.loads(image_data_path.read_text()):
+        if entry.get("coco_id") in coco_ids:
+            vg_id = entry.get("image_id", entry.get("id"))
+            vg_to_coco[vg_id] = entry["coco_id"]
+            sizes[vg_id] = (entry["width"], entry["height"])
+    triplets: dict[int, list] = defaultdict(list)
+    for k, entry in enumerate(json.loads(relationships_path.read_text())):
+        vg_id = entry.get("image_id", entry.get("id"))
+        if vg_id not in vg_to_coco:
+            continue
+        width, height = sizes[vg_id]
+        for relation in entry.get("relationships", []):
+            try:
+                boxes = [
+                    [(o["x"] + o["w"] / 2) / width, (o["y"] + o["h"] / 2) / height, o["w"] / width, o["h"] / height]
+                    for o in (relation["subject"], relation["object"])
+                ]
+                triplets[vg_to_coco[vg_id]].append((relation["predicate"], boxes[0], boxes[1]))
+            except (KeyError, TypeError) as error:
+                raise ValueError(f"{relationships_path}: entry {k} has a malformed relationship ({error})") from None
+    return dict(triplets)
+
+
+def match_vg_triplets(vg: list[tuple[str, list, list]], boxes: np.ndarray) -> list[tuple[int, int, int]]:
+    """VG triplets whose subject and object each overlap a distinct COCO mask box (IoU >= 0.5)."""
+    if not vg or len(boxes) < 2:
+        return []
+    subject_boxes = np.array([s for _, s, _ in vg], dtype=np.float32)
+    object_boxes = np.array([o for _, _, o in vg], dtype=np.float32)
+    iou_s, iou_o = box_iou(subject_boxes, boxes), box_iou(object_boxes, boxes)
+    out = set()
+    for k, (predicate, _, _) in enumerate(vg):
+        s, o = int(iou_s[k].argmax()), int(iou_o[k].argmax())
+        if iou_s[k, s] >= VG_MATCH_IOU and iou_o[k, o] >= VG_MATCH_IOU and s != o:
+            out.add((s, predicate_id(predicate, strict=False), o))
+    return sorted(out)
+
+
+class CocoBuilder(GraphBuilder):
+    """COCO images -> schema graphs with their captions.
+
+    Args:
+        root: the COCO folder (annotations/, train2017/, val2017/).
+        split: e.g. ``val2017``.
+        relations: ``geometry`` or ``vg`` (needs `vg_dir`).
+        vg_dir: folder with Visual Genome's image_data.json and relationships.json.
+        karpathy: a Karpathy-style split file (dataset_coco.json); keeps the
+            images of `karpathy_split` and uses its sentences as captions.
+        karpathy_split: ``train`` (with restval), ``val`` or ``test``.
+        max_objects: keep the largest objects up to this many.
+        max_relations: geometric relations per image, nearest pairs first.
+        graph_type: ``hetero`` or ``patch`` (``homo`` is stored as hetero).
+        on_bad: ``error`` or ``skip`` for broken annotations and images.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "val2017",
+        relations: str = "geometry",
+        vg_dir: str | Path | None = None,
+        karpathy: str | Path | None = None,
+        karpathy_split: str = "test",
+        max_objects: int = 30,
+        max_relations: int = 20,
+        graph_type: str = "hetero",
+        on_bad: str = "error",
+    ) -> None:
+        self.root, self.split = Path(root), split
+        if relations not in ("geometry", "vg"):
+            raise ValueError(f"unknown relation source {relations!r}; valid: geometry, vg")
+        if relations == "vg" and vg_dir is None:
+            raise ValueError("relations='vg' needs the Visual Genome folder (--vg-dir)")
+        self.relations, self.vg_dir = relations, Path(vg_dir) if vg_dir else None
+        self.karpathy, self.karpathy_split = Path(karpathy) if karpathy else None, karpathy_split
+        self.max_objects, self.max_relations = max_objects, max_relations
+        self.graph_type, self.on_bad = stored_graph_type(graph_type), on_bad
+        self.instances_path = self.root / "annotations" / f"instances_{split}.json"
+        self.captions_path = self.root / "annotations" / f"captions_{split}.json"
+        self.image_dir = self.root / split
+        coco = load_coco(self.instances_path)
+        self.annotations, self.problems = check_annotations(coco, self.instances_path, on_bad)
+        self.images = {image_id: coco.imgs[image_id] for image_id in sorted(coco.imgs)}
+        self.captions = self._load_captions()
+        self.image_ids = [i for i in self.images if i in self.captions] if self.karpathy else list(self.images)
+        self.vg = load_vg_relations(self.vg_dir, set(self.image_ids)) if relations == "vg" else {}
+        if self.problems:
+            left_out = ", ".join(f"{n} {kind}" for kind, n in self.problems.items())
+            LOG.info("%s: annotations left out: %s", self.instances_path, left_out)
+
+    def _load_captions(self) -> dict[int, list[str]]:
+        captions: dict[int, list[str]] = defaultdict(list)
+        if self.karpathy:
+            if not self.karpathy.is_file():
+                raise FileNotFoundError(f"Karpathy split file {self.karpathy} does not exist")
+            wanted = {"train": {"train", "restval"}}.get(self.karpathy_split, {self.karpathy_split})
+            for entry in json.loads(self.karpathy.read_text())["images"]:
+                if entry["split"] in wanted and entry["cocoid"] in self.images:
+                    captions[entry["cocoid"]] = [s["raw"].strip() for s in entry["sentences"]][:CAPTIONS_PER_IMAGE]
+            return dict(captions)
+        for annotation in sorted(load_coco(self.captions_path).dataset.get("annotations", []), key=lambda a: a["id"]):
+            captions[annotation["image_id"]].append(annotation["caption"].strip())
+        return {k: v[:CAPTIONS_PER_IMAGE] for k, v in captions.items()}
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def fingerprint(self) -> dict:
+        return {
+            "source": "coco",
+            "instances": file_digest(self.instances_path),
+            "captions": None if self.karpathy else file_digest(self.captions_path),
+            "karpathy": [file_digest(self.karpathy), self.karpathy_split] if self.karpathy else None,
+            "images": folder_digest(self.image_dir) if self.image_dir.is_dir() else None,
+            "relations": self.relations,
+            "vg": [file_digest(self.vg_dir / "relationships.json"), file_digest(self.vg_dir / "image_data.json")]
+            if self.vg_dir
+            else None,
+            "max_objects": self.max_objects,
+            "max_relations": self.max_relations,
+            "on_bad": self.on_bad,
+            "graph_type": self.graph_type,
+            "featurizer": "pixels",
+        }
+
+    def masks_of(self, image_id: int, height: int, width: int) -> tuple[np.ndarray, list[int]]:
+        """Masks and category ids of an image's usable annotations, largest first."""
+        annotations = sorted(self.annotations.get(image_id, []), key=lambda a: -a.get("area", 0))
+        masks, labels = [], []
+        info = self.images[image_id]
+        for annotation in annotations:
+            mask = _ann_to_mask(annotation, info["height"], info["width"])
+            if mask.shape != (height, width) or not mask.any():
+                continue  # degenerate once rasterised
+            masks.append(mask)
+            labels.append(annotation["category_id"])
+            if len(masks) == self.max_objects:
+                break
+        stacked = np.stack(masks) if masks else np.zeros((0, height, width), dtype=bool)
+        return stacked, labels
+
+    def build(self, index: int) -> tuple[HeteroData, str]:
+        image_id = self.image_ids[index]
+        info = self.images[image_id]
+        captions = self.captions.get(image_id)
+        if not captions:
+            raise BadItem(f"{self.captions_path}: image {image_id} ({info['file_name']}) has no captions")
+        image = load_image(self.image_dir / info["file_name"])
+        if image.shape[:2] != (info["height"], info["width"]):
+            raise BadItem(
+                f"image {self.image_dir / info['file_name']} is {image.shape[1]}x{image.shape[0]}, "
+                f"annotations say {info['width']}x{info['height']}"
+            )
+        if self.graph_type == "patch":
+            graph = build_patch_graph(image)
+        else:
+            masks, labels = self.masks_of(image_id, *image.shape[:2])
+            triplets = None
+            if self.relations == "vg":
+                boxes = masks_to_boxes(masks) if len(masks) else np.zeros((0, 4), np.float32)
+                triplets = match_vg_triplets(self.vg.get(image_id, []), boxes)
+            graph = build_graph(image, masks, labels, triplets, max_relations=self.max_relations)
+        graph.captions = captions
+        return graph, info["file_name"]
+
+
+def _ann_to_mask(annotation: dict, height: int, width: int) -> np.ndarray:
+    """Polygons, uncompressed or compressed RLE -> a boolean mask."""
+    segmentation = annotation["segmentation"]
+    if isinstance(segmentation, list):
+        rles = mask_utils.frPyObjects([p for p in segmentation if len(p) >= 6], height, width)
+        rle = mask_utils.merge(rles)
+    elif isinstance(segmentation["counts"], list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = segmentation
+    return mask_utils.decode(rle).astype(bool)

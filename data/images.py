@@ -1,0 +1,153 @@
+"""Any folder of images with a captions file, tokenized by the source you name.
+
+The captions file is JSON lines: ``{"file_name": "dog.jpg", "captions": ["a dog", ...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from torch_geometric.data import HeteroData
+
+from data.cache import BadItem, GraphBuilder, file_digest, folder_digest
+from data.coco import load_image
+from data.datasets import stored_graph_type
+from graphs.build import build_graph, build_patch_graph
+from graphs.featurizers import Featurizer
+from graphs.tokens import SEGMENTERS, ImageTokens, MaskRCNNSource, read_tokens_file, segment_image
+
+TOKEN_SOURCES = (*SEGMENTERS, "tokens", "maskrcnn")
+
+
+def read_captions_file(path: str | Path) -> dict[str, list[str]]:
+    """{file name: captions}; a bad line is a ValueError naming the file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"captions file {path} does not exist")
+    captions: dict[str, list[str]] = {}
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                name, texts = entry["file_name"], entry["captions"]
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise ValueError(
+                    f'{path}:{number}: expected {{"file_name": ..., "captions": [...]}} ({error})'
+                ) from None
+            if isinstance(texts, str):
+                texts = [texts]
+            if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+                raise ValueError(f"{path}:{number}: {name} needs at least one non-empty caption")
+            captions[name] = [t.strip() for t in texts]
+    return captions
+
+
+class TokenSource:
+    """Masks for an image from a segmenter, a tokens file or Mask R-CNN (created lazily)."""
+
+    def __init__(
+        self,
+        kind: str = "felzenszwalb",
+        tokens_file: str | Path | None = None,
+        maskrcnn_weights: str | Path | None = None,
+    ) -> None:
+        if kind not in TOKEN_SOURCES:
+            raise ValueError(f"unknown token source {kind!r}; valid: {', '.join(TOKEN_SOURCES)}")
+        if kind == "tokens" and tokens_file is None:
+            raise ValueError("token source 'tokens' needs --tokens-file FILE")
+        self.kind, self.tokens_file, self.maskrcnn_weights = kind, tokens_file, maskrcnn_weights
+        self.tokens = read_tokens_file(tokens_file) if kind == "tokens" else None
+        self._maskrcnn = MaskRCNNSource(maskrcnn_weights) if kind == "maskrcnn" else None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_maskrcnn": None}
+
+    def fingerprint(self) -> dict:
+        return {
+            "kind": self.kind,
+            "tokens_file": file_digest(self.tokens_file) if self.tokens_file else None,
+            "maskrcnn_weights": file_digest(self.maskrcnn_weights) if self.maskrcnn_weights else None,
+        }
+
+    def __call__(self, name: str, image: np.ndarray) -> ImageTokens:
+        if self.kind in SEGMENTERS:
+            return segment_image(image, self.kind)
+        if self.kind == "tokens":
+            if name not in self.tokens:
+                raise BadItem(f"{self.tokens_file}: no line for image {name}")
+            tokens = self.tokens[name]
+            if tokens.masks.shape[1:] != image.shape[:2]:
+                raise BadItem(
+                    f"{self.tokens_file}: masks of {name} are {tokens.masks.shape[1:]}, the image {image.shape[:2]}"
+                )
+            return tokens
+        if self._maskrcnn is None:
+            self._maskrcnn = MaskRCNNSource(self.maskrcnn_weights)
+        return self._maskrcnn(image)
+
+
+def tokens_to_graph(
+    image: np.ndarray, tokens: ImageTokens, featurizer: Featurizer, max_relations: int | None
+) -> HeteroData:
+    """One image and its tokens -> a schema graph with the chosen featurizer."""
+    object_x, image_x = featurizer(image, tokens.masks, tokens.features)
+    return build_graph(
+        image,
+        tokens.masks,
+        tokens.labels,
+        tokens.triplets,
+        max_relations=max_relations,
+        object_x=object_x,
+        image_x=image_x,
+    )
+
+
+class ImageFolderBuilder(GraphBuilder):
+    """Graphs of the images a captions file lists, in its order."""
+
+    def __init__(
+        self,
+        images: str | Path,
+        captions: str | Path,
+        source: TokenSource | None = None,
+        featurizer: Featurizer | None = None,
+        max_relations: int | None = 20,
+        graph_type: str = "hetero",
+    ) -> None:
+        self.image_dir = Path(images)
+        if not self.image_dir.is_dir():
+            raise FileNotFoundError(f"image folder {self.image_dir} does not exist")
+        self.captions_path = Path(captions)
+        self.captions = read_captions_file(captions)
+        self.names = list(self.captions)
+        self.source = source or TokenSource()
+        self.featurizer = featurizer or Featurizer()
+        self.max_relations, self.graph_type = max_relations, stored_graph_type(graph_type)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def fingerprint(self) -> dict:
+        return {
+            "source": "images",
+            "images": folder_digest(self.image_dir),
+            "captions": file_digest(self.captions_path),
+            "token_source": self.source.fingerprint(),
+            "featurizer": self.featurizer.fingerprint(),
+            "max_relations": self.max_relations,
+            "graph_type": self.graph_type,
+        }
+
+    def build(self, index: int) -> tuple[HeteroData, str]:
+        name = self.names[index]
+        image = load_image(self.image_dir / name)
+        if self.graph_type == "patch":
+            graph = build_patch_graph(image)
+        else:
+            graph = tokens_to_graph(image, self.source(name, image), self.featurizer, self.max_relations)
+        graph.captions = self.captions[name]
+        return graph, name

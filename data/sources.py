@@ -1,0 +1,104 @@
+"""From data options to datasets: which builder makes a split, through the cache."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from data.cache import GraphBuilder
+from data.datasets import DEFAULT_SIZES, GraphDataset, SyntheticBuilder, graph_transform, load_graphs
+from data.store import GraphStore
+
+DATASETS = ("synthetic", "coco", "images")
+
+
+@dataclass
+class DataOptions:
+    """Everything that decides which graphs a run sees (the trainer fills it from its flags)."""
+
+    dataset: str = "synthetic"
+    graph_type: str = "hetero"
+    drop_edge_types: list[str] = field(default_factory=list)
+    seed: int = 0
+    train_size: int = DEFAULT_SIZES["train"]
+    val_size: int = DEFAULT_SIZES["val"]
+    coco_root: str | None = None
+    split: str = "train2017"
+    val_split: str = "val2017"
+    relations: str = "geometry"
+    vg_dir: str | None = None
+    karpathy: str | None = None
+    max_objects: int = 30
+    max_relations: int = 20
+    images: str | None = None
+    captions: str | None = None
+    val_fraction: float = 0.1
+    token_source: str = "felzenszwalb"
+    tokens_file: str | None = None
+    maskrcnn_weights: str | None = None
+    featurizer: str = "pixels"
+    backbone: str | None = None
+    backbone_weights: str | None = None
+    cache_dir: str | None = None
+    use_cache: bool = True
+    workers: int = 0
+    on_bad: str = "error"
+
+
+def make_builder(options: DataOptions, split: str) -> GraphBuilder:
+    """The builder of one split (``train``, ``val`` or ``test``) of the chosen dataset."""
+    if options.dataset == "synthetic":
+        size = {"train": options.train_size, "val": options.val_size}.get(split, options.val_size)
+        return SyntheticBuilder(split, size, options.seed, graph_type=options.graph_type)
+    if options.dataset == "coco":
+        from data.coco import CocoBuilder
+
+        if not options.coco_root:
+            raise ValueError("--dataset coco needs --coco-root DIR")
+        coco_split = options.split if split == "train" else options.val_split
+        return CocoBuilder(
+            options.coco_root,
+            coco_split,
+            relations=options.relations,
+            vg_dir=options.vg_dir,
+            karpathy=options.karpathy,
+            karpathy_split=split,
+            max_objects=options.max_objects,
+            max_relations=options.max_relations,
+            graph_type=options.graph_type,
+            on_bad=options.on_bad,
+        )
+    if options.dataset == "images":
+        from data.images import ImageFolderBuilder, TokenSource
+        from graphs.featurizers import Featurizer
+
+        if not options.images or not options.captions:
+            raise ValueError("--dataset images needs --images DIR and --captions FILE")
+        source = TokenSource(options.token_source, options.tokens_file, options.maskrcnn_weights)
+        featurizer = Featurizer(options.featurizer, options.backbone, options.backbone_weights)
+        return ImageFolderBuilder(
+            options.images, options.captions, source, featurizer, options.max_relations, options.graph_type
+        )
+    raise ValueError(f"unknown dataset {options.dataset!r}; valid: {', '.join(DATASETS)}")
+
+
+def in_validation(name: str, fraction: float) -> bool:
+    """A stable, name-based choice of held-out images (same for every run and machine)."""
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+
+
+def hold_out(store: GraphStore, split: str, fraction: float) -> GraphStore:
+    """The train or val part of a store split by `in_validation` on the graph names."""
+    keep = [k for k, name in enumerate(store.names) if in_validation(name, fraction) == (split != "train")]
+    return GraphStore.from_graphs([store[k] for k in keep], [store.names[k] for k in keep], store.meta)
+
+
+def open_dataset(options: DataOptions, split: str, progress: bool = True) -> GraphDataset:
+    """The graphs of one split, built or loaded from the cache, with the run's transform."""
+    builder = make_builder(options, "train" if options.dataset == "images" else split)
+    store = load_graphs(builder, options.cache_dir, options.use_cache, options.workers, options.on_bad, progress)
+    if options.dataset == "images":
+        store = hold_out(store, split, options.val_fraction)
+    if len(store) == 0:
+        raise ValueError(f"the {split} split of {options.dataset} holds no graphs")
+    return GraphDataset(store, graph_transform(options.graph_type, options.drop_edge_types))

@@ -1,0 +1,166 @@
+"""Many schema graphs as flat tensors with offsets.
+
+A `GraphStore` keeps, for every node attribute, one tensor holding the rows of
+all graphs, and for every edge type one [2, E] tensor of graph-local indices,
+each with a pointer array of where each graph starts. It saves and loads with
+`torch.load(weights_only=True)` (tensors, lists and strings only), slices one
+graph back into a `HeteroData` on access, and collates a batch of graphs by
+indexing, without building the graphs one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from graphs.schema import EDGE_TYPES, NODE_TYPES, SCHEMA_VERSION, EdgeType, empty_graph
+
+FORMAT = "semgraph-store"
+
+
+def _node_key(node_type: str, attr: str) -> str:
+    return f"{node_type}/{attr}"
+
+
+def _edge_key(edge_type: EdgeType) -> str:
+    return "/".join(edge_type)
+
+
+def _pointer(counts: Sequence[int]) -> Tensor:
+    return torch.tensor([0, *counts], dtype=torch.long).cumsum(0)
+
+
+class GraphStore:
+    """Flat storage of schema graphs with their captions.
+
+    Args:
+        nodes: ``'type/attr'`` -> rows of all graphs, concatenated.
+        node_ptr: node type -> [G + 1] start of each graph's rows.
+        edges: ``'src/rel/dst'`` -> [2, E] graph-local indices, concatenated.
+        edge_ptr: the same key -> [G + 1] start of each graph's edges.
+        captions: G lists of captions.
+        names: G names saying where each graph came from (file name, scene id).
+        meta: free-form provenance (token source, featurizer, ...).
+    """
+
+    def __init__(
+        self,
+        nodes: dict[str, Tensor],
+        node_ptr: dict[str, Tensor],
+        edges: dict[str, Tensor],
+        edge_ptr: dict[str, Tensor],
+        captions: list[list[str]],
+        names: list[str] | None = None,
+        meta: dict | None = None,
+    ) -> None:
+        self.nodes, self.node_ptr, self.edges, self.edge_ptr = nodes, node_ptr, edges, edge_ptr
+        self.captions = captions
+        self.names = names if names is not None else [str(k) for k in range(len(captions))]
+        if len(self.names) != len(captions):
+            raise ValueError(f"{len(self.names)} names for {len(captions)} graphs")
+        self.meta = meta or {}
+
+    @classmethod
+    def from_graphs(
+        cls, graphs: Sequence[HeteroData], names: Sequence[str] | None = None, meta: dict | None = None
+    ) -> GraphStore:
+        template = graphs[0] if graphs else empty_graph()
+        nodes, node_ptr, edges, edge_ptr = {}, {}, {}, {}
+        for node_type in NODE_TYPES:
+            node_ptr[node_type] = _pointer([g[node_type].num_nodes for g in graphs])
+            for attr in template[node_type].keys():
+                parts = [g[node_type][attr] for g in graphs] or [template[node_type][attr]]
+                nodes[_node_key(node_type, attr)] = torch.cat(parts)
+        for edge_type in EDGE_TYPES:
+            parts = [g[edge_type].edge_index for g in graphs] or [torch.zeros(2, 0, dtype=torch.long)]
+            edges[_edge_key(edge_type)] = torch.cat(parts, dim=1)
+            edge_ptr[_edge_key(edge_type)] = _pointer([p.size(1) for p in parts] if graphs else [])
+        captions = [list(getattr(g, "captions", [])) for g in graphs]
+        return cls(nodes, node_ptr, edges, edge_ptr, captions, list(names) if names is not None else None, meta)
+
+    @classmethod
+    def concat(cls, stores: Sequence[GraphStore]) -> GraphStore:
+        """One store holding the graphs of `stores` in order."""
+        if len(stores) == 1:
+            return stores[0]
+        first = stores[0]
+
+        def chain(pointers: list[Tensor]) -> Tensor:
+            out, offset = [torch.zeros(1, dtype=torch.long)], 0
+            for ptr in pointers:
+                out.append(ptr[1:] + offset)
+                offset += int(ptr[-1])
+            return torch.cat(out)
+
+        nodes = {k: torch.cat([s.nodes[k] for s in stores]) for k in first.nodes}
+        edges = {k: torch.cat([s.edges[k] for s in stores], dim=1) for k in first.edges}
+        node_ptr = {k: chain([s.node_ptr[k] for s in stores]) for k in first.node_ptr}
+        edge_ptr = {k: chain([s.edge_ptr[k] for s in stores]) for k in first.edge_ptr}
+        captions = [c for s in stores for c in s.captions]
+        names = [n for s in stores for n in s.names]
+        return cls(nodes, node_ptr, edges, edge_ptr, captions, names, dict(first.meta))
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def num_nodes(self, node_type: str) -> Tensor:
+        """Per-graph node counts of a type, [G]."""
+        return self.node_ptr[node_type].diff()
+
+    def __getitem__(self, index: int) -> HeteroData:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"graph {index} out of range for a store of {len(self)}")
+        index %= len(self)
+        data = HeteroData()
+        for key, values in self.nodes.items():
+            node_type, attr = key.split("/")
+            ptr = self.node_ptr[node_type]
+            data[node_type][attr] = values[ptr[index] : ptr[index + 1]]
+        for edge_type in EDGE_TYPES:
+            key = _edge_key(edge_type)
+            ptr = self.edge_ptr[key]
+            data[edge_type].edge_index = self.edges[key][:, ptr[index] : ptr[index + 1]]
+        data.captions = self.captions[index]
+        data.name = self.names[index]
+        return data
+
+    def state(self) -> dict:
+        return {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "nodes": self.nodes,
+            "node_ptr": self.node_ptr,
+            "edges": self.edges,
+            "edge_ptr": self.edge_ptr,
+            "captions": self.captions,
+            "names": self.names,
+            "meta": self.meta,
+        }
+
+    def save(self, path: str | Path) -> None:
+        torch.save(self.state(), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> GraphStore:
+        """Load a saved store; anything else, or another schema version, is a ValueError."""
+        try:
+            state = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as error:  # truncated or foreign files fail in many ways
+            raise ValueError(f"{path}: not a readable graph store ({type(error).__name__}: {error})") from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"{path}: not a semgraph graph store")
+        if state["schema_version"] != SCHEMA_VERSION:
+            raise ValueError(f"{path}: schema version {state['schema_version']}, this code reads {SCHEMA_VERSION}")
+        return cls(
+            state["nodes"],
+            state["node_ptr"],
+            state["edges"],
+            state["edge_ptr"],
+            state["captions"],
+            state["names"],
+            state["meta"],
+        )

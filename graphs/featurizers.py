@@ -1,0 +1,143 @@
+"""Featurizers: what numbers an object token and the global token carry.
+
+- ``pixels`` (default, no weights): graphs.features, masked crops and mask shapes.
+- ``backbone``: any timm model (``timm:resnet18``) or open_clip visual tower
+  (``open_clip:ViT-B-32``), mask-pooled over its feature map; weights come from
+  a local file, and running without one warns loudly (random features).
+- ``precomputed``: per-mask features given by the token source (tokens file).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from graphs.features import image_to_tensor
+
+FEATURIZERS = ("pixels", "backbone", "precomputed")
+LOG = logging.getLogger("semgraph")
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def mask_pool(feature_map: Tensor, masks: np.ndarray) -> Tensor:
+    """Average a [C, h, w] feature map over each mask resized to h x w -> [n, C].
+
+    A mask too small to cover a cell still gets the cell under its centre
+    (area interpolation keeps fractional coverage as weights).
+    """
+    channels, h, w = feature_map.shape
+    if len(masks) == 0:
+        return feature_map.new_zeros(0, channels)
+    weights = F.interpolate(torch.from_numpy(masks).float()[:, None], size=(h, w), mode="area")[:, 0]  # [n, h, w]
+    weights = weights.flatten(1)
+    weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-8)
+    return weights @ feature_map.flatten(1).T
+
+
+class BackboneFeaturizer:
+    """Mask-pooled features of a pretrained image model.
+
+    Args:
+        spec: ``timm:NAME`` or ``open_clip:NAME``.
+        weights: local weights file (a state dict, or an open_clip checkpoint).
+        image_size: the side the image is resized to before the model.
+    """
+
+    def __init__(self, spec: str, weights: str | Path | None = None, image_size: int = 224, device: str = "cpu"):
+        library, _, name = spec.partition(":")
+        if library not in ("timm", "open_clip") or not name:
+            raise ValueError(f"backbone {spec!r} must be timm:NAME or open_clip:NAME")
+        if weights is not None and not Path(weights).is_file():
+            raise FileNotFoundError(f"backbone weights {weights} do not exist")
+        if weights is None:
+            warnings.warn(
+                f"backbone {spec} has no --backbone-weights: its features are RANDOM; pass a local weights file",
+                stacklevel=2,
+            )
+        self.library, self.name, self.image_size, self.device = library, name, image_size, device
+        if library == "timm":
+            import timm
+
+            self.model = timm.create_model(name, pretrained=False, num_classes=0)
+            if weights is not None:
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+                self.model.load_state_dict(state.get("state_dict", state), strict=False)
+        else:
+            import open_clip
+
+            clip = open_clip.create_model(name, pretrained=str(weights) if weights else None)
+            self.model = clip.visual
+            self.model.output_tokens = True
+        self.model.eval().to(device)
+        self.spec = spec
+
+    @torch.no_grad()
+    def feature_map(self, image: np.ndarray) -> Tensor:
+        """[C, h, w] features of the whole image."""
+        pixels = F.interpolate(image_to_tensor(image)[None], size=(self.image_size,) * 2, mode="bilinear")
+        pixels = ((pixels - MEAN) / STD).to(self.device)
+        if self.library == "timm":
+            out = self.model.forward_features(pixels)
+            if out.dim() == 3:  # ViT-style tokens [1, prefix + h*w, C]
+                out = out[:, getattr(self.model, "num_prefix_tokens", 1) :]
+                side = int(out.size(1) ** 0.5)
+                out = out.transpose(1, 2).reshape(1, -1, side, side)
+        else:
+            _, tokens = self.model(pixels)  # [1, h*w, C]
+            side = int(tokens.size(1) ** 0.5)
+            out = tokens.transpose(1, 2).reshape(1, -1, side, side)
+        return out[0].float().cpu()
+
+    def __call__(self, image: np.ndarray, masks: np.ndarray) -> tuple[Tensor, Tensor]:
+        """(object features [n, C], global feature [1, C])."""
+        feature_map = self.feature_map(image)
+        return mask_pool(feature_map, masks), feature_map.mean(dim=(1, 2))[None]
+
+
+class Featurizer:
+    """The featurizer a builder uses, created lazily so builders stay cheap to pickle.
+
+    Args:
+        kind: ``pixels``, ``backbone`` or ``precomputed``.
+        backbone: ``timm:NAME`` or ``open_clip:NAME`` for ``backbone``.
+        weights: local weights file for ``backbone``.
+    """
+
+    def __init__(self, kind: str = "pixels", backbone: str | None = None, weights: str | Path | None = None) -> None:
+        if kind not in FEATURIZERS:
+            raise ValueError(f"unknown featurizer {kind!r}; valid: {', '.join(FEATURIZERS)}")
+        if kind == "backbone" and not backbone:
+            raise ValueError("the backbone featurizer needs --backbone timm:NAME or open_clip:NAME")
+        self.kind, self.backbone, self.weights = kind, backbone, weights
+        self._model: BackboneFeaturizer | None = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_model": None}
+
+    def fingerprint(self) -> dict:
+        weights = Path(self.weights) if self.weights else None
+        stamp = (
+            [weights.name, weights.stat().st_size, weights.stat().st_mtime_ns]
+            if weights and weights.is_file()
+            else None
+        )
+        return {"kind": self.kind, "backbone": self.backbone, "weights": stamp}
+
+    def __call__(self, image: np.ndarray, masks: np.ndarray, precomputed: np.ndarray | None = None):
+        """(object features or None for pixels, image features or None for pixels)."""
+        if self.kind == "pixels":
+            return None, None
+        if self.kind == "precomputed":
+            if precomputed is None:
+                raise ValueError("the precomputed featurizer needs per-mask features from the token source")
+            return precomputed, None
+        if self._model is None:
+            self._model = BackboneFeaturizer(self.backbone, self.weights)
+        return self._model(image, masks)

@@ -1,0 +1,126 @@
+import json
+
+import numpy as np
+import pytest
+from helpers import write_coco
+
+from data.cache import BadItem
+from data.coco import CocoBuilder
+from graphs import EDGE_TYPES, NODE_TYPES, PREDICATES, check_graph
+from graphs.schema import OBJECT, RELATION
+
+
+@pytest.fixture
+def coco_root(tmp_path):
+    write_coco(tmp_path)
+    return tmp_path
+
+
+def test_instances_become_objects_and_crowd_is_left_out(coco_root):
+    builder = CocoBuilder(coco_root, "val2017")
+    assert len(builder) == 3
+    assert builder.problems == {"crowd": 1, "degenerate": 1}
+    graph, name = builder.build(0)
+    check_graph(graph)
+    assert name == "000000000001.jpg"
+    assert tuple(graph.node_types) == NODE_TYPES and tuple(graph.edge_types) == EDGE_TYPES
+    # largest first: the RLE rectangle (cat 2) then the polygon square (cat 1)
+    assert graph[OBJECT].label.tolist() == [2, 1]
+    np.testing.assert_allclose(graph[OBJECT].area.numpy() * 48 * 64, [400, 121], atol=25)
+    np.testing.assert_allclose(graph[OBJECT].box[0].numpy(), [50 / 64, 30 / 48, 20 / 64, 20 / 48], atol=1e-6)
+    assert graph[RELATION].num_nodes == 1
+    assert PREDICATES[int(graph[RELATION].predicate[0])] == "right of"
+    assert graph.captions == [f"image 1 caption {k}" for k in range(5)]
+
+
+def test_an_image_without_annotations_has_only_its_global_node(coco_root):
+    graph, _ = CocoBuilder(coco_root, "val2017").build(1)
+    assert graph[OBJECT].num_nodes == 0 and graph[RELATION].num_nodes == 0 and graph["image"].num_nodes == 1
+    assert all(graph[et].edge_index.shape == (2, 0) for et in EDGE_TYPES)
+
+
+def test_caps_on_objects_and_relations(coco_root):
+    graph, _ = CocoBuilder(coco_root, "val2017", max_objects=1).build(0)
+    assert graph[OBJECT].num_nodes == 1 and graph[RELATION].num_nodes == 0
+
+
+@pytest.mark.parametrize(
+    "annotation, message",
+    [
+        (
+            {"id": 77, "image_id": 9, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5]]},
+            "annotation 77 names unknown image 9",
+        ),
+        (
+            {"id": 78, "image_id": 1, "category_id": 42, "segmentation": [[1, 1, 5, 1, 5, 5]]},
+            "annotation 78 names unknown category 42",
+        ),
+    ],
+)
+def test_broken_references_are_errors_or_counted_skips(tmp_path, annotation, message):
+    write_coco(tmp_path, extra_annotations=[annotation])
+    with pytest.raises(ValueError, match=f"instances_val2017.json: {message}"):
+        CocoBuilder(tmp_path, "val2017")
+    builder = CocoBuilder(tmp_path, "val2017", on_bad="skip")
+    assert builder.problems["bad reference"] == 1
+
+
+def test_corrupt_and_missing_images_name_the_file(tmp_path):
+    names = write_coco(tmp_path, corrupt=(3,))
+    builder = CocoBuilder(tmp_path, "val2017")
+    with pytest.raises(BadItem, match=f"{names[3]} cannot be decoded"):
+        builder.build(2)
+    (tmp_path / "val2017" / names[1]).unlink()
+    with pytest.raises(BadItem, match=f"{names[1]} does not exist"):
+        builder.build(0)
+
+
+def test_missing_annotation_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="instances_train2017.json does not exist"):
+        CocoBuilder(tmp_path, "train2017")
+
+
+def test_karpathy_split_selects_images_and_sentences(coco_root):
+    karpathy = {
+        "images": [
+            {"cocoid": 1, "split": "test", "sentences": [{"raw": f"k{k}"} for k in range(5)]},
+            {"cocoid": 3, "split": "restval", "sentences": [{"raw": "r"}]},
+            {"cocoid": 999, "split": "test", "sentences": [{"raw": "absent"}]},
+        ]
+    }
+    path = coco_root / "dataset_coco.json"
+    path.write_text(json.dumps(karpathy))
+    test = CocoBuilder(coco_root, "val2017", karpathy=path, karpathy_split="test")
+    assert test.image_ids == [1] and test.build(0)[0].captions == ["k0", "k1", "k2", "k3", "k4"]
+    assert CocoBuilder(coco_root, "val2017", karpathy=path, karpathy_split="train").image_ids == [3]
+
+
+def test_visual_genome_relations_are_matched_by_box(coco_root):
+    vg = coco_root / "vg"
+    vg.mkdir()
+    (vg / "image_data.json").write_text(json.dumps([{"image_id": 501, "coco_id": 1, "width": 128, "height": 96}]))
+    square = {"x": 10, "y": 30, "w": 20, "h": 20}  # the polygon square at twice the size
+    rect = {"x": 80, "y": 40, "w": 40, "h": 40}
+    far = {"x": 0, "y": 0, "w": 4, "h": 4}
+    relationships = [
+        {
+            "image_id": 501,
+            "relationships": [
+                {"predicate": "Holding", "subject": rect, "object": square},
+                {"predicate": "zorbing", "subject": square, "object": rect},
+                {"predicate": "on", "subject": far, "object": rect},
+            ],
+        }
+    ]
+    (vg / "relationships.json").write_text(json.dumps(relationships))
+    graph, _ = CocoBuilder(coco_root, "val2017", relations="vg", vg_dir=vg).build(0)
+    triplets = {
+        (s, PREDICATES[p], o)
+        for s, p, o in zip(
+            graph["object", "subject_of", "relation"].edge_index[0].tolist(),
+            graph[RELATION].predicate.tolist(),
+            graph["relation", "has_object", "object"].edge_index[1].tolist(),
+            strict=True,
+        )
+    }
+    assert triplets == {(0, "holding", 1), (1, "other", 0)}
