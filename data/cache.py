@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
@@ -60,6 +61,10 @@ class GraphBuilder:
         raise NotImplementedError
 
     def build(self, index: int) -> tuple[HeteroData, str]:
+        raise NotImplementedError
+
+    def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The image of item `index` and its object masks (for pictures, not for the cache)."""
         raise NotImplementedError
 
 

@@ -199,6 +199,7 @@ class CocoBuilder(GraphBuilder):
         coco = load_coco(self.instances_path)
         self.annotations, self.problems = check_annotations(coco, self.instances_path, on_bad)
         self.images = {image_id: coco.imgs[image_id] for image_id in sorted(coco.imgs)}
+        self.category_names = {cat_id: cat.get("name", str(cat_id)) for cat_id, cat in coco.cats.items()}
         self.captions = self._load_captions()
         self.image_ids = [i for i in self.images if i in self.captions] if self.karpathy else list(self.images)
         self.vg = load_vg_relations(self.vg_dir, set(self.image_ids)) if relations == "vg" else {}
@@ -256,6 +257,11 @@ class CocoBuilder(GraphBuilder):
                 break
         stacked = np.stack(masks) if masks else np.zeros((0, height, width), dtype=bool)
         return stacked, labels
+
+    def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        image_id = self.image_ids[index]
+        image = load_image(self.image_dir / self.images[image_id]["file_name"])
+        return image, self.masks_of(image_id, *image.shape[:2])[0] if self.graph_type == "hetero" else None
 
     def build(self, index: int) -> tuple[HeteroData, str]:
         image_id = self.image_ids[index]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 from torch.utils.data import Dataset
 from torch_geometric.data import Data, HeteroData
 
@@ -82,6 +83,10 @@ class SyntheticBuilder(GraphBuilder):
             "patch_grid": self.patch_grid if self.graph_type == "patch" else None,
             "featurizer": "pixels",
         }
+
+    def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        scene = make_scene(self.seed, self.split, index, self.canvas)
+        return scene.image, scene.masks if self.graph_type == "hetero" else None
 
     def build(self, index: int) -> tuple[HeteroData, str]:
         scene = make_scene(self.seed, self.split, index, self.canvas)

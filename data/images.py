@@ -142,6 +142,11 @@ class ImageFolderBuilder(GraphBuilder):
             "graph_type": self.graph_type,
         }
 
+    def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        name = self.names[index]
+        image = load_image(self.image_dir / name)
+        return image, self.source(name, image).masks if self.graph_type == "hetero" else None
+
     def build(self, index: int) -> tuple[HeteroData, str]:
         name = self.names[index]
         image = load_image(self.image_dir / name)

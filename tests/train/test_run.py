@@ -112,3 +112,35 @@ def test_unknown_model_config_is_a_clear_error(tmp_path):
                 "--no-progress",
             ]
         )
+
+
+def test_training_on_a_coco_folder(tmp_path, tiny_config):
+    from helpers import write_coco
+
+    write_coco(tmp_path / "coco")
+    out = tmp_path / "coco-run"
+    final = main(
+        [
+            "--dataset",
+            "coco",
+            "--coco-root",
+            str(tmp_path / "coco"),
+            "--split",
+            "val2017",
+            "--val-split",
+            "val2017",
+            "--batch-size",
+            "2",
+            "--epochs",
+            "1",
+            "--model-config",
+            tiny_config,
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-progress",
+        ]
+    )
+    assert final["epoch"] == 1 and 0 <= final["t2i_R@1"] <= 1
+    assert json.loads((out / "params.json").read_text())["dataset"] == "coco"

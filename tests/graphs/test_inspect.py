@@ -1,0 +1,54 @@
+import networkx as nx
+import pytest
+import skimage.data
+from helpers import write_coco
+from PIL import Image
+
+from graphs.inspect import main
+
+
+def test_inspect_a_synthetic_scene(tmp_path, capsys):
+    paths = main(["--index", "3", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "subject_of" in printed and "captions:" in printed
+    graph = nx.read_graphml(paths["graphml"])
+    assert any(key.startswith("relation:") for key in graph.nodes)
+    assert Image.open(paths["png"]).size[0] > 300
+
+
+def test_inspect_an_ablated_coco_item(tmp_path, capsys):
+    write_coco(tmp_path / "coco")
+    main(
+        [
+            "--dataset",
+            "coco",
+            "--coco-root",
+            str(tmp_path / "coco"),
+            "--split",
+            "val2017",
+            "--index",
+            "0",
+            "--drop-edge-types",
+            "near",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "object:1      cat" in printed
+    near_row = next(line for line in printed.splitlines() if "-> near ->" in line)
+    assert near_row.split()[-1] == "0"
+
+
+def test_inspect_a_single_photo(tmp_path):
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(skimage.data.coffee()[::4, ::4]).save(photo)
+    paths = main(["--image", str(photo), "--token-source", "slic", "--out", str(tmp_path / "out")])
+    assert nx.read_graphml(paths["graphml"]).number_of_nodes() > 3
+
+
+def test_inspect_errors_are_clear(tmp_path):
+    with pytest.raises(SystemExit, match="missing.png does not exist"):
+        main(["--image", str(tmp_path / "missing.png"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        main(["--drop-edge-types", "sideways", "--out", str(tmp_path)])
