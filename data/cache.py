@@ -11,6 +11,7 @@ interrupted build resumes where it stopped and a corrupt file heals itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -93,6 +94,7 @@ def folder_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
 def code_digest() -> str:
     """A digest of the code that makes graphs (graphs/, data/synthetic.py): any edit rebuilds."""
     digest = hashlib.sha256()
@@ -186,8 +188,8 @@ class GraphCache:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.shard_size = shard_size
 
-    def folder(self, builder: GraphBuilder) -> Path:
-        return self.root / cache_key(builder.fingerprint())
+    def folder(self, builder: GraphBuilder, fingerprint: dict | None = None) -> Path:
+        return self.root / cache_key(fingerprint if fingerprint is not None else builder.fingerprint())
 
     def load_or_build(
         self,
@@ -198,9 +200,11 @@ class GraphCache:
         description: str = "building graphs",
     ) -> tuple[GraphStore, BuildReport]:
         """Return every graph of `builder`, building the shards that are missing or broken."""
-        folder = self.folder(builder)
+        fingerprint = builder.fingerprint()
+        folder = self.folder(builder, fingerprint)
         folder.mkdir(parents=True, exist_ok=True)
-        _write_json(folder / "fingerprint.json", {"schema_version": SCHEMA_VERSION, **builder.fingerprint()})
+        if not (folder / "fingerprint.json").exists():
+            _write_json(folder / "fingerprint.json", {"schema_version": SCHEMA_VERSION, **fingerprint})
         total = len(builder)
         bounds = [(k, s, min(s + self.shard_size, total)) for k, s in enumerate(range(0, total, self.shard_size))]
         sidecars = {k: _valid_shard(folder, k, s, e) for k, s, e in bounds}
@@ -225,7 +229,7 @@ class GraphCache:
             stores.append(GraphStore.load(folder / f"shard_{k:05d}.pt"))
             skipped.extend(sidecar["skipped"])
         store = GraphStore.concat(stores) if stores else GraphStore.from_graphs([])
-        store.meta = builder.fingerprint()
+        store.meta = fingerprint
         if skipped:
             LOG.warning("skipped %d of %d items (%s); first: %s", len(skipped), total, folder, skipped[0]["reason"])
         report = BuildReport(len(store), skipped, len(bounds) - len(todo), len(todo))

@@ -10,6 +10,7 @@ indexing, without building the graphs one by one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -136,8 +137,8 @@ class GraphStore:
             "node_ptr": self.node_ptr,
             "edges": self.edges,
             "edge_ptr": self.edge_ptr,
-            "captions": self.captions,
-            "names": self.names,
+            # One JSON string: the weights-only unpickler is slow on many small objects.
+            "texts": json.dumps({"captions": self.captions, "names": self.names}),
             "meta": self.meta,
         }
 
@@ -155,12 +156,6 @@ class GraphStore:
             raise ValueError(f"{path}: not a semgraph graph store")
         if state["schema_version"] != SCHEMA_VERSION:
             raise ValueError(f"{path}: schema version {state['schema_version']}, this code reads {SCHEMA_VERSION}")
-        return cls(
-            state["nodes"],
-            state["node_ptr"],
-            state["edges"],
-            state["edge_ptr"],
-            state["captions"],
-            state["names"],
-            state["meta"],
-        )
+        texts = json.loads(state["texts"])
+        nodes, node_ptr, edges, edge_ptr = state["nodes"], state["node_ptr"], state["edges"], state["edge_ptr"]
+        return cls(nodes, node_ptr, edges, edge_ptr, texts["captions"], texts["names"], state["meta"])

@@ -6,16 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch_geometric.data import Data, HeteroData
 
-from graphs.features import image_features, image_to_tensor, object_features
+from graphs.features import area_pool, image_features, image_to_float, object_features
 from graphs.relations import (
+    boxes_from_bounds,
     geometric_triplets,
     knn_pairs,
     mask_intersections,
-    masks_to_boxes,
     overlap_pairs,
+    pixel_boxes,
     relation_geometry,
     union_boxes,
 )
@@ -109,8 +109,11 @@ def build_graph(
         raise ValueError(f"mask {int(empty[0])} is empty; drop it before building the graph")
     if labels is not None and len(labels) != n:
         raise ValueError(f"{len(labels)} labels for {n} masks")
-    pixels = image_to_tensor(image)
-    boxes = masks_to_boxes(masks)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB image of shape [H, W, 3], got {image.shape}")
+    pixels = image if image.dtype == np.uint8 else image_to_float(image)
+    bounds = pixel_boxes(masks)
+    boxes = boxes_from_bounds(bounds, *masks.shape[1:])
     intersections = mask_intersections(masks)
     if triplets is None:
         triplet_array = np.asarray(geometric_triplets(boxes, intersections, max_relations), dtype=np.int64).reshape(
@@ -128,7 +131,7 @@ def build_graph(
         data[OBJECT].x = object_x
     if n:
         if object_x is None:
-            data[OBJECT].x = object_features(pixels, masks)
+            data[OBJECT].x = object_features(pixels, masks, bounds)
         data[OBJECT].box = torch.from_numpy(boxes)
         data[OBJECT].label = torch.as_tensor(list(labels) if labels is not None else [-1] * n, dtype=torch.long)
         data[OBJECT].area = torch.from_numpy(np.diag(intersections) / masks[0].size).float()
@@ -164,13 +167,16 @@ def build_patch_graph(image: np.ndarray, grid: int = 8) -> HeteroData:
     height, width = image.shape[:2]
     rows = np.linspace(0, height, grid + 1).round().astype(int)
     cols = np.linspace(0, width, grid + 1).round().astype(int)
-    pixels = image_to_tensor(image)
-    crops = [pixels[:, rows[r] : rows[r + 1], cols[c] : cols[c + 1]] for r in range(grid) for c in range(grid)]
-    if height % grid == 0 and width % grid == 0:
-        patches = F.adaptive_avg_pool2d(torch.stack(crops), CROP_SIZE)  # [P, 3, S, S]
-    else:
-        patches = torch.stack([F.adaptive_avg_pool2d(crop, CROP_SIZE) for crop in crops])
-    ones = torch.ones(len(crops), 1, CROP_SIZE, CROP_SIZE)
+    pixels = image_to_float(image)
+    patches = np.stack(
+        [
+            area_pool(pixels[rows[r] : rows[r + 1], cols[c] : cols[c + 1]], CROP_SIZE)
+            for r in range(grid)
+            for c in range(grid)
+        ]
+    ).transpose(0, 3, 1, 2)  # [P, 3, S, S]
+    patches = torch.from_numpy(np.ascontiguousarray(patches, dtype=np.float32))
+    ones = torch.ones(grid * grid, 1, CROP_SIZE, CROP_SIZE)
     centres_y = (rows[:-1] + rows[1:]) / 2 / height
     centres_x = (cols[:-1] + cols[1:]) / 2 / width
     sizes_y, sizes_x = np.diff(rows) / height, np.diff(cols) / width

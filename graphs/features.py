@@ -10,39 +10,63 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from graphs.schema import CROP_SIZE, IMAGE_GRID
 
 
-def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HWC uint8 (or float in 0..1) RGB array -> CHW float tensor in 0..1."""
+def image_to_float(image: np.ndarray) -> np.ndarray:
+    """HWC uint8 (or float in 0..1) RGB array -> HWC float32 in 0..1."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape [H, W, 3], got {image.shape}")
-    image = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)
-    tensor = torch.from_numpy(image).permute(2, 0, 1)
-    if tensor.dtype == torch.uint8:
-        return tensor.float() / 255.0
-    return tensor.float()
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    return image.astype(np.float32, copy=False)
 
 
-def object_features(image: torch.Tensor, masks: np.ndarray) -> torch.Tensor:
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HWC RGB array -> CHW float tensor in 0..1 (for models)."""
+    return torch.from_numpy(np.ascontiguousarray(image_to_float(image).transpose(2, 0, 1)))
+
+
+def area_pool(array: np.ndarray, size: int) -> np.ndarray:
+    """Average an [H, W, C] array over a size x size grid of near-equal cells -> [size, size, C].
+
+    Cell edges are floor(k * H / size); a side shorter than `size` repeats its
+    pixels, so every cell is non-empty (the same as area interpolation then).
+    """
+    height, width = array.shape[:2]
+    if height < size or width < size:
+        rows = np.repeat(np.arange(height), -(-size // height))
+        cols = np.repeat(np.arange(width), -(-size // width))
+        array = array[rows][:, cols]
+        height, width = array.shape[:2]
+    row_edges = (np.arange(size) * height) // size
+    col_edges = (np.arange(size) * width) // size
+    rows_summed = np.add.reduceat(array, row_edges, axis=0, dtype=np.float32)
+    sums = np.add.reduceat(rows_summed, col_edges, axis=1)
+    rows = np.diff(np.append(row_edges, height))[:, None, None]
+    cols = np.diff(np.append(col_edges, width))[None, :, None]
+    return sums / (rows * cols)
+
+
+def object_features(image: np.ndarray, masks: np.ndarray, bounds: np.ndarray) -> torch.Tensor:
     """Masked crops and mask shapes of n objects -> [n, 4 * CROP_SIZE**2].
 
-    `image` is CHW in 0..1; `masks` is [n, H, W] bool with no empty mask.
+    `image` is [H, W, 3] uint8 or float in 0..1; `masks` [n, H, W] bool with
+    no empty mask; `bounds` their pixel boxes (graphs.relations.pixel_boxes).
+    Layout per object: the 3 colour planes of the masked crop, then the mask.
+    Only the crops are converted to float, never the whole image.
     """
-    features = torch.zeros(len(masks), 4, CROP_SIZE, CROP_SIZE)
-    mask_tensor = torch.from_numpy(masks)
-    for k in range(len(masks)):
-        rows = np.flatnonzero(masks[k].any(axis=1))
-        cols = np.flatnonzero(masks[k].any(axis=0))
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        mask = mask_tensor[k, r0:r1, c0:c1].float()[None]  # [1, h, w]
-        crop = torch.cat([image[:, r0:r1, c0:c1] * mask, mask])  # [4, h, w]
-        features[k] = F.adaptive_avg_pool2d(crop, CROP_SIZE)
-    return features.flatten(1)
+    scale = 1 / 255 if image.dtype == np.uint8 else 1.0
+    features = np.zeros((len(masks), 4, CROP_SIZE, CROP_SIZE), dtype=np.float32)
+    for k, (r0, r1, c0, c1) in enumerate(bounds):
+        mask = masks[k, r0:r1, c0:c1, None].astype(np.float32)
+        crop = np.concatenate([image[r0:r1, c0:c1] * (mask * scale), mask], axis=2)  # [h, w, 4]
+        features[k] = area_pool(crop, CROP_SIZE).transpose(2, 0, 1)
+    return torch.from_numpy(features.reshape(len(masks), -1))
 
 
-def image_features(image: torch.Tensor) -> torch.Tensor:
-    """The whole image downsampled, [1, 3 * IMAGE_GRID**2]."""
-    return F.adaptive_avg_pool2d(image, IMAGE_GRID).reshape(1, -1)
+def image_features(image: np.ndarray) -> torch.Tensor:
+    """The whole image downsampled, [1, 3 * IMAGE_GRID**2] (colour planes first)."""
+    pooled = area_pool(image, IMAGE_GRID).transpose(2, 0, 1) / (255 if image.dtype == np.uint8 else 1)
+    return torch.from_numpy(np.ascontiguousarray(pooled, dtype=np.float32).reshape(1, -1))

@@ -22,17 +22,16 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
 
     An empty mask has no box; callers must reject empty masks before this.
     """
-    n, height, width = masks.shape
-    boxes = np.zeros((n, 4), dtype=np.float32)
-    for k in range(n):
-        rows = np.flatnonzero(masks[k].any(axis=1))
-        cols = np.flatnonzero(masks[k].any(axis=0))
-        if rows.size == 0:
-            raise ValueError(f"mask {k} is empty")
-        x0, x1 = cols[0] / width, (cols[-1] + 1) / width
-        y0, y1 = rows[0] / height, (rows[-1] + 1) / height
-        boxes[k] = ((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0)
-    return boxes
+    return boxes_from_bounds(pixel_boxes(masks), *masks.shape[1:])
+
+
+def boxes_from_bounds(bounds: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pixel bounds (r0, r1, c0, c1) -> normalised (cx, cy, w, h), [n, 4]."""
+    empty = np.flatnonzero(bounds[:, 1] == 0)
+    if empty.size:
+        raise ValueError(f"mask {int(empty[0])} is empty")
+    r0, r1, c0, c1 = (bounds[:, k].astype(np.float32) for k in range(4))
+    return np.stack([(c0 + c1) / 2 / width, (r0 + r1) / 2 / height, (c1 - c0) / width, (r1 - r0) / height], 1)
 
 
 def corners(boxes: np.ndarray) -> np.ndarray:
@@ -49,11 +48,36 @@ def union_boxes(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.concatenate([(lo + hi) / 2, hi - lo], axis=1).astype(np.float32)
 
 
+def pixel_boxes(masks: np.ndarray) -> np.ndarray:
+    """Inclusive-exclusive pixel bounds (r0, r1, c0, c1) of each mask, [n, 4]; empty masks get zeros."""
+    bounds = np.zeros((len(masks), 4), dtype=np.int64)
+    rows_any, cols_any = masks.any(axis=2), masks.any(axis=1)  # [n, H], [n, W]
+    for k in range(len(masks)):
+        rows, cols = np.flatnonzero(rows_any[k]), np.flatnonzero(cols_any[k])
+        if rows.size:
+            bounds[k] = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    return bounds
+
+
 def mask_intersections(masks: np.ndarray) -> np.ndarray:
-    """Pixel counts of pairwise mask intersections, [n, n] (areas on the diagonal)."""
-    n, height, width = masks.shape
-    flat = masks.reshape(n, height * width).astype(np.float32)
-    return flat @ flat.T
+    """Pixel counts of pairwise mask intersections, [n, n] (areas on the diagonal).
+
+    Only pairs whose pixel boxes overlap are counted, inside the overlap window,
+    so the cost follows the objects' sizes rather than the image's.
+    """
+    n = len(masks)
+    counts = np.zeros((n, n), dtype=np.float32)
+    bounds = pixel_boxes(masks)
+    for i in range(n):
+        r0, r1, c0, c1 = bounds[i]
+        counts[i, i] = np.count_nonzero(masks[i, r0:r1, c0:c1])
+        for j in range(i + 1, n):
+            top, bottom = max(r0, bounds[j, 0]), min(r1, bounds[j, 1])
+            left, right = max(c0, bounds[j, 2]), min(c1, bounds[j, 3])
+            if top < bottom and left < right:
+                shared = np.count_nonzero(masks[i, top:bottom, left:right] & masks[j, top:bottom, left:right])
+                counts[i, j] = counts[j, i] = shared
+    return counts
 
 
 def box_inside(boxes: np.ndarray) -> np.ndarray:
