@@ -64,6 +64,7 @@ class GraphStore:
         if len(self.names) != len(captions):
             raise ValueError(f"{len(self.names)} names for {len(captions)} graphs")
         self.meta = meta or {}
+        self._bounds: dict[str, list[int]] | None = None
 
     @classmethod
     def from_graphs(
@@ -116,15 +117,18 @@ class GraphStore:
         if not -len(self) <= index < len(self):
             raise IndexError(f"graph {index} out of range for a store of {len(self)}")
         index %= len(self)
-        data = HeteroData()
+        if self._bounds is None:  # python ints slice tensors several times faster than 0-d tensors
+            self._bounds = {key: ptr.tolist() for key, ptr in (*self.node_ptr.items(), *self.edge_ptr.items())}
+        mapping: dict = {node_type: {} for node_type in NODE_TYPES}
         for key, values in self.nodes.items():
             node_type, attr = key.split("/")
-            ptr = self.node_ptr[node_type]
-            data[node_type][attr] = values[ptr[index] : ptr[index + 1]]
+            ptr = self._bounds[node_type]
+            mapping[node_type][attr] = values[ptr[index] : ptr[index + 1]]
         for edge_type in EDGE_TYPES:
             key = _edge_key(edge_type)
-            ptr = self.edge_ptr[key]
-            data[edge_type].edge_index = self.edges[key][:, ptr[index] : ptr[index + 1]]
+            ptr = self._bounds[key]
+            mapping[edge_type] = {"edge_index": self.edges[key][:, ptr[index] : ptr[index + 1]]}
+        data = HeteroData.from_dict(mapping)
         data.captions = self.captions[index]
         data.name = self.names[index]
         return data
