@@ -45,11 +45,18 @@ def stored_graph_type(graph_type: str) -> str:
 
 
 class GraphDataset(Dataset):
-    """Graphs of a `GraphStore`, each passed through `transform` on access."""
+    """Graphs of a `GraphStore` as a run sees them: ablated, and homogeneous for `homo`.
 
-    def __init__(self, store: GraphStore, transform: Callable | None = None) -> None:
+    Args:
+        store: the graphs as stored (schema graphs, or patch grids).
+        graph_type: ``hetero``, ``homo`` or ``patch``.
+        drop_edge_types: edge types emptied on access.
+    """
+
+    def __init__(self, store: GraphStore, graph_type: str = "hetero", drop_edge_types: Sequence[str] = ()) -> None:
         self.store = store
-        self.transform = transform
+        self.graph_type, self.drop_edge_types = graph_type, list(drop_edge_types)
+        self.transform = graph_transform(graph_type, drop_edge_types)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -127,4 +134,4 @@ class SyntheticGraphs(GraphDataset):
         progress: bool = False,
     ) -> None:
         store = build_uncached(SyntheticBuilder(split, size, seed, canvas, graph_type))
-        super().__init__(store, graph_transform(graph_type, drop_edge_types))
+        super().__init__(store, graph_type, drop_edge_types)

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from data.cache import GraphBuilder
-from data.datasets import DEFAULT_SIZES, GraphDataset, SyntheticBuilder, graph_transform, load_graphs
+from data.datasets import DEFAULT_SIZES, GraphDataset, SyntheticBuilder, load_graphs
 from data.store import GraphStore
 
 DATASETS = ("synthetic", "coco", "images")
@@ -101,4 +101,4 @@ def open_dataset(options: DataOptions, split: str, progress: bool = True) -> Gra
         store = hold_out(store, split, options.val_fraction)
     if len(store) == 0:
         raise ValueError(f"the {split} split of {options.dataset} holds no graphs")
-    return GraphDataset(store, graph_transform(options.graph_type, options.drop_edge_types))
+    return GraphDataset(store, options.graph_type, options.drop_edge_types)

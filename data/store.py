@@ -35,6 +35,14 @@ def _pointer(counts: Sequence[int]) -> Tensor:
     return torch.tensor([0, *counts], dtype=torch.long).cumsum(0)
 
 
+def _gather_rows(ptr: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """Row ids of the graphs `index` in a flat tensor with pointer `ptr`, and their counts."""
+    starts, counts = ptr[index], ptr[index + 1] - ptr[index]
+    offsets = counts.cumsum(0) - counts
+    within = torch.arange(int(counts.sum())) - offsets.repeat_interleave(counts)
+    return starts.repeat_interleave(counts) + within, counts
+
+
 class GraphStore:
     """Flat storage of schema graphs with their captions.
 
@@ -132,6 +140,35 @@ class GraphStore:
         data.captions = self.captions[index]
         data.name = self.names[index]
         return data
+
+    def collate(self, indices: Sequence[int] | Tensor) -> HeteroData:
+        """The batch of graphs `indices`, as PyG's `Batch.from_data_list` would make it
+        (node rows concatenated, a `batch` vector per node type, edge indices
+        offset per graph), built by indexing the flat tensors: no per-graph work."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        num_graphs = len(index)
+        mapping: dict = {}
+        node_offsets = {}
+        for node_type in NODE_TYPES:
+            rows, counts = _gather_rows(self.node_ptr[node_type], index)
+            mapping[node_type] = {
+                attr: self.nodes[_node_key(node_type, attr)][rows]
+                for attr in (key.split("/")[1] for key in self.nodes if key.startswith(node_type + "/"))
+            }
+            mapping[node_type]["batch"] = torch.arange(num_graphs).repeat_interleave(counts)
+            mapping[node_type]["ptr"] = _pointer(counts.tolist())
+            node_offsets[node_type] = mapping[node_type]["ptr"][:-1]
+        for edge_type in EDGE_TYPES:
+            key = _edge_key(edge_type)
+            columns, counts = _gather_rows(self.edge_ptr[key], index)
+            shift = torch.stack([node_offsets[edge_type[0]], node_offsets[edge_type[2]]])  # [2, B]
+            edge_index = self.edges[key][:, columns] + shift.repeat_interleave(counts, dim=1)
+            mapping[edge_type] = {"edge_index": edge_index}
+        batch = HeteroData.from_dict(mapping)
+        batch.captions = [self.captions[k] for k in index.tolist()]
+        batch.name = [self.names[k] for k in index.tolist()]
+        batch.num_graphs = num_graphs
+        return batch
 
     def state(self) -> dict:
         return {

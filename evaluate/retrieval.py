@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
-from torch_geometric.loader import DataLoader
+
+from data.datasets import GraphDataset
+from data.loader import GraphLoader
 
 KS = (1, 5, 10)
 
@@ -45,7 +46,7 @@ def retrieval_metrics(
 
 
 @torch.no_grad()
-def embed_dataset(model, dataset: Dataset, batch_size: int = 256, device: str | torch.device = "cpu"):
+def embed_dataset(model, dataset: GraphDataset, batch_size: int = 256, device: str | torch.device = "cpu"):
     """Embed every graph and every caption of a dataset.
 
     Returns (image_emb [I, D], text_emb [T, D], text_image [T]).
@@ -53,7 +54,7 @@ def embed_dataset(model, dataset: Dataset, batch_size: int = 256, device: str | 
     model.eval()
     image_embs, text_embs, text_image = [], [], []
     offset = 0
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    for batch in GraphLoader(dataset, batch_size):
         batch = batch.to(device)
         image_embs.append(model.encode_graph(batch).float().cpu())
         captions = [caption for graph_captions in batch.captions for caption in graph_captions]

@@ -10,8 +10,9 @@ from contextlib import nullcontext
 import torch
 from open_clip.loss import ClipLoss
 from torch import nn
-from torch_geometric.loader import DataLoader
 from tqdm.auto import tqdm
+
+from data.loader import GraphLoader
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -44,7 +45,7 @@ def warmup_cosine(
 
 def train_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: GraphLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     device: torch.device,

@@ -21,10 +21,10 @@ warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", ca
 
 import numpy as np
 import torch
-from torch_geometric.loader import DataLoader
 
 from data import DATASETS, DEFAULT_SIZES, DataOptions, open_dataset
 from data.images import TOKEN_SOURCES
+from data.loader import GraphLoader
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
 from graphs import GRAPH_TYPES, SCHEMA_VERSION, encoder_inputs, resolve_edge_type
 from graphs.featurizers import FEATURIZERS
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
         LOG.info("%d train / %d val graphs; model %.2fM parameters", len(train_set), len(val_set), n_params / 1e6)
 
         generator = torch.Generator().manual_seed(args.seed)
-        loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, generator=generator)
+        loader = GraphLoader(train_set, args.batch_size, shuffle=True, drop_last=True, generator=generator)
         optimizer = make_optimizer(model, args.lr, args.weight_decay)
         total_steps = args.epochs * len(loader)
         scheduler = warmup_cosine(optimizer, min(args.warmup_steps, max(1, total_steps // 5)), total_steps)

@@ -53,3 +53,18 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
         GraphStore.load(tmp_path / "other.pt")
     except ValueError as error:
         assert "not a semgraph graph store" in str(error)
+
+
+def test_collate_equals_pyg_batching():
+    originals = graphs(9)
+    store = GraphStore.from_graphs(originals)
+    order = [4, 0, 8, 3, 3]
+    fast = store.collate(order)
+    slow = Batch.from_data_list([store[k] for k in order])
+    assert fast.num_graphs == slow.num_graphs == 5
+    for node_type in NODE_TYPES:
+        for key in ("x", "box", "batch", "ptr"):
+            assert torch.equal(fast[node_type][key], slow[node_type][key]), (node_type, key)
+    for edge_type in EDGE_TYPES:
+        assert torch.equal(fast[edge_type].edge_index, slow[edge_type].edge_index), edge_type
+    assert fast.captions == [originals[k].captions for k in order]

@@ -1,0 +1,31 @@
+import torch
+from torch_geometric.data import Data
+
+from data import SyntheticGraphs
+from data.datasets import GraphDataset
+from data.loader import GraphLoader
+from graphs.schema import NEAR, SUBJECT_OF
+
+
+def test_batches_cover_every_graph_once_in_a_seeded_order():
+    dataset = SyntheticGraphs("val", 10)
+    loader = GraphLoader(dataset, 4, shuffle=True, generator=torch.Generator().manual_seed(3))
+    assert len(loader) == 3
+    names = [n for batch in loader for n in batch.name]
+    assert sorted(names) == sorted(dataset.store.names)
+    again = GraphLoader(dataset, 4, shuffle=True, generator=torch.Generator().manual_seed(3))
+    assert [n for batch in again for n in batch.name] == names
+    assert len(GraphLoader(dataset, 4, drop_last=True)) == 2
+
+
+def test_dropped_edge_types_are_empty_in_batches():
+    dataset = GraphDataset(SyntheticGraphs("val", 6).store, "hetero", ["near", "subject_of"])
+    batch = next(iter(GraphLoader(dataset, 6)))
+    assert batch[NEAR].edge_index.shape == (2, 0) and batch[SUBJECT_OF].edge_index.shape == (2, 0)
+    assert batch["relation", "has_object", "object"].edge_index.size(1) > 0
+
+
+def test_homogeneous_batches():
+    dataset = GraphDataset(SyntheticGraphs("val", 5).store, "homo")
+    batch = next(iter(GraphLoader(dataset, 5)))
+    assert isinstance(batch, Data) and batch.num_graphs == 5 and len(batch.captions) == 5
