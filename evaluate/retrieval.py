@@ -1,5 +1,8 @@
 """Image-text retrieval: R@K, mean and median rank, in both directions.
 
+    python -m evaluate.retrieval --checkpoint RUN/checkpoints/latest.pt --split test
+
+
 For datasets with several captions per image (the COCO 5k protocol): a caption
 retrieves correctly when its own image is in the top K; an image retrieves
 correctly when any of its captions is in the top K.
@@ -7,13 +10,19 @@ correctly when any of its captions is in the top K.
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from data.cli import add_data_arguments, data_options
 from data.datasets import GraphDataset
 from data.loader import GraphLoader
+from data.sources import open_dataset
+from train.checkpoint import load_checkpoint, model_from_checkpoint
 
 KS = (1, 5, 10)
 
@@ -76,3 +85,70 @@ def format_table(metrics: dict[str, float], ks: Sequence[int] = KS) -> str:
             f"{direction:<8}{cells}{metrics[f'{direction}_mean_rank']:<11.1f}{metrics[f'{direction}_median_rank']:.0f}"
         )
     return "\n".join(rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluate.retrieval",
+        description="Text-to-image and image-to-text retrieval of a trained checkpoint on a dataset split.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="RUN/checkpoints/latest.pt or epoch_N.pt")
+    parser.add_argument(
+        "--eval-split",
+        default="test",
+        choices=("train", "val", "test"),
+        help="which split to retrieve in (synthetic: its split; coco: --split or --val-split)",
+    )
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--output", type=Path, help="JSON file for the metrics (default: next to the checkpoint)")
+    add_data_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    args = build_parser().parse_args(argv)
+    try:
+        return evaluate_checkpoint(args)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
+    state = load_checkpoint(args.checkpoint)
+    params = state.get("params", {})
+    if args.graph_type != params.get("graph_type", args.graph_type):
+        raise SystemExit(f"the checkpoint was trained on {params['graph_type']} graphs, not {args.graph_type}")
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else "cpu"
+        if args.device == "auto"
+        else args.device
+    )
+    model = model_from_checkpoint(state).to(device)
+    dataset = open_dataset(data_options(args), args.eval_split)
+    metrics = retrieval_metrics(*embed_dataset(model, dataset, args.batch_size, device))
+    print(f"{args.checkpoint} on {args.dataset} {args.eval_split} ({len(dataset)} images)")
+    print(format_table(metrics))
+    output = args.output or args.checkpoint.with_name(f"retrieval_{args.dataset}_{args.eval_split}.json")
+    output.write_text(
+        json.dumps(
+            {
+                "checkpoint": str(args.checkpoint),
+                "dataset": args.dataset,
+                "split": args.eval_split,
+                "images": len(dataset),
+                **metrics,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {output}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -22,24 +22,14 @@ warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", ca
 import numpy as np
 import torch
 
-from data import DATASETS, DEFAULT_SIZES, DataOptions, open_dataset
-from data.images import TOKEN_SOURCES
+from data import open_dataset
+from data.cli import add_data_arguments, data_options
 from data.loader import GraphLoader
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
-from graphs import GRAPH_TYPES, SCHEMA_VERSION, encoder_inputs, resolve_edge_type
-from graphs.featurizers import FEATURIZERS
+from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
 from train.loop import make_optimizer, train_epoch, warmup_cosine
 from train.rundir import LOG, RunDir
-
-
-def edge_type_list(value: str) -> list[str]:
-    """'near,overlaps' -> ['near', 'overlaps']; an unknown name lists the valid ones."""
-    names = [name.strip() for name in value.split(",") if name.strip()]
-    try:
-        return [resolve_edge_type(name)[1] for name in names]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,60 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(contrastive, CLIP-style). The default trains the hetero model on the embedded synthetic world.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS, default="synthetic", help="where images and captions come from")
-    data.add_argument(
-        "--graph-type",
-        choices=GRAPH_TYPES,
-        default="hetero",
-        help="what an image becomes: hetero = object/relation/image tokens with 7 edge types; "
-        "homo = the same graph with one node and one edge type; patch = a grid of patch tokens (ViT baseline)",
-    )
-    data.add_argument(
-        "--drop-edge-types",
-        type=edge_type_list,
-        default=[],
-        metavar="NAMES",
-        help="comma-separated edge types to empty in every graph (ablation), e.g. near,overlaps",
-    )
-    data.add_argument("--train-size", type=int, default=DEFAULT_SIZES["train"], help="synthetic training scenes")
-    data.add_argument("--val-size", type=int, default=DEFAULT_SIZES["val"], help="synthetic validation scenes")
-    data.add_argument("--coco-root", help="COCO folder with annotations/, train2017/, val2017/")
-    data.add_argument("--split", default="train2017", help="COCO split to train on")
-    data.add_argument("--val-split", default="val2017", help="COCO split to validate on")
-    data.add_argument(
-        "--relations",
-        choices=("geometry", "vg"),
-        default="geometry",
-        help="COCO relations: from mask geometry, or Visual Genome triplets (--vg-dir)",
-    )
-    data.add_argument("--vg-dir", help="folder with Visual Genome image_data.json and relationships.json")
-    data.add_argument("--karpathy", help="Karpathy split file (dataset_coco.json): its images and sentences")
-    data.add_argument("--max-objects", type=int, default=30, help="COCO objects per image, largest first")
-    data.add_argument("--max-relations", type=int, default=20, help="geometric relations per image, nearest first")
-    data.add_argument("--images", help="--dataset images: the image folder")
-    data.add_argument("--captions", help="--dataset images: JSON lines {file_name, captions}")
-    data.add_argument("--val-fraction", type=float, default=0.1, help="--dataset images: share held out")
-    data.add_argument(
-        "--token-source",
-        choices=TOKEN_SOURCES,
-        default="felzenszwalb",
-        help="--dataset images: segmenter, a tokens file, or Mask R-CNN",
-    )
-    data.add_argument("--tokens-file", help="JSON lines of masks (COCO RLE) and triplets per image")
-    data.add_argument("--maskrcnn-weights", help="local torchvision Mask R-CNN weights")
-    data.add_argument("--featurizer", choices=FEATURIZERS, default="pixels", help="what object tokens carry")
-    data.add_argument("--backbone", help="timm:NAME or open_clip:NAME for --featurizer backbone")
-    data.add_argument("--backbone-weights", help="local weights of the backbone")
-    data.add_argument("--cache-dir", help="graph cache folder (default $SEMGRAPH_CACHE or ~/.cache/semgraph/graphs)")
-    data.add_argument("--no-cache", action="store_true", help="build graphs in memory, write nothing")
-    data.add_argument("--workers", type=int, default=0, help="processes building graphs (0: this one)")
-    data.add_argument(
-        "--on-bad-image",
-        choices=("error", "skip"),
-        default="error",
-        help="a corrupt image or broken annotation: stop with an error, or skip it and count it",
-    )
+    add_data_arguments(parser)
     model = parser.add_argument_group("model")
     model.add_argument("--model-config", default=DEFAULT_CONFIG, help="a config name in models/configs or a JSON path")
     model.add_argument(
@@ -137,12 +74,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def data_options(args: argparse.Namespace) -> DataOptions:
-    names = set(DataOptions.__dataclass_fields__)
-    values = {k: v for k, v in vars(args).items() if k in names}
-    return DataOptions(**values, use_cache=not args.no_cache, on_bad=args.on_bad_image)
 
 
 def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:

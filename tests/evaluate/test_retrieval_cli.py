@@ -1,0 +1,67 @@
+import json
+
+import pytest
+import torch
+
+from evaluate.retrieval import main as retrieval_main
+from train.run import main as train_main
+
+TINY = {
+    "embed_dim": 16,
+    "graph": {"width": 16, "depth": 1, "heads": 2},
+    "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    config = root / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    train_main(
+        [
+            "--train-size",
+            "32",
+            "--val-size",
+            "8",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--model-config",
+            str(config),
+            "--out",
+            str(root / "run"),
+            "--no-progress",
+        ]
+    )
+    return root / "run" / "checkpoints" / "latest.pt"
+
+
+def test_retrieval_cli_prints_and_writes_metrics(checkpoint, capsys, tmp_path):
+    output = tmp_path / "metrics.json"
+    metrics = retrieval_main(
+        ["--checkpoint", str(checkpoint), "--eval-split", "test", "--val-size", "12", "--output", str(output)]
+    )
+    assert "t2i" in capsys.readouterr().out
+    written = json.loads(output.read_text())
+    assert written["images"] == 12 and written["t2i_R@1"] == metrics["t2i_R@1"]
+    assert set(metrics) >= {"t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "t2i_mean_rank", "i2t_median_rank"}
+
+
+def test_a_checkpoint_of_another_shape_is_refused_with_what_differs(checkpoint, tmp_path):
+    state = torch.load(checkpoint, weights_only=True)
+    state["model"]["graph_encoder.head.weight"] = torch.zeros(3, 3)
+    del state["model"]["logit_scale"]
+    torch.save(state, tmp_path / "bad.pt")
+    with pytest.raises(SystemExit, match=r"1 weights missing \(logit_scale\); 1 weights of another shape"):
+        retrieval_main(["--checkpoint", str(tmp_path / "bad.pt"), "--val-size", "4"])
+    state["schema_version"] = 99
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.raises(SystemExit, match="schema version 99"):
+        retrieval_main(["--checkpoint", str(tmp_path / "old.pt"), "--val-size", "4"])
+
+
+def test_graph_type_must_match_the_checkpoint(checkpoint):
+    with pytest.raises(SystemExit, match="trained on hetero graphs, not patch"):
+        retrieval_main(["--checkpoint", str(checkpoint), "--graph-type", "patch", "--val-size", "4"])

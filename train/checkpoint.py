@@ -1,0 +1,55 @@
+"""Reading checkpoints back: the model they hold, refused when they do not fit this code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from graphs.schema import SCHEMA_VERSION
+from models import GraphCLIP, GraphCLIPConfig
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by train/run.py, loaded with weights_only=True."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated or foreign files fail in many ways
+        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+    missing = {"model", "model_config", "schema_version"} - set(state)
+    if missing:
+        raise ValueError(f"{path}: not a semgraph checkpoint (lacks {', '.join(sorted(missing))})")
+    if state["schema_version"] != SCHEMA_VERSION:
+        raise ValueError(
+            f"{path}: written for graph schema version {state['schema_version']}, this code uses {SCHEMA_VERSION}"
+        )
+    return state
+
+
+def model_from_checkpoint(state: dict) -> GraphCLIP:
+    """Rebuild the model a checkpoint was trained as and load its weights."""
+    model = GraphCLIP(GraphCLIPConfig.from_dict(state["model_config"]))
+    check_state_fits(model.state_dict(), state["model"])
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def check_state_fits(expected: dict, found: dict) -> None:
+    """Raise ValueError saying which weights are missing, unexpected or of another shape."""
+    missing = sorted(expected.keys() - found.keys())
+    unexpected = sorted(found.keys() - expected.keys())
+    reshaped = [
+        f"{k} {tuple(found[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in found and found[k].shape != v.shape
+    ]
+    if missing or unexpected or reshaped:
+        parts = []
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)):
+            if names:
+                more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+                parts.append(f"{len(names)} weights {label} ({', '.join(names[:3])}{more})")
+        raise ValueError("the checkpoint does not fit this model: " + "; ".join(parts))
