@@ -65,3 +65,19 @@ def test_a_checkpoint_of_another_shape_is_refused_with_what_differs(checkpoint, 
 def test_graph_type_must_match_the_checkpoint(checkpoint):
     with pytest.raises(SystemExit, match="trained on hetero graphs, not patch"):
         retrieval_main(["--checkpoint", str(checkpoint), "--graph-type", "patch", "--val-size", "4"])
+
+
+def test_plot_draws_the_curves_of_a_run(checkpoint):
+    from PIL import Image
+
+    from evaluate.plot import main as plot_main
+
+    out = plot_main([str(checkpoint.parents[1])])
+    assert Image.open(out).size == (1100, 440)
+
+
+def test_plot_of_a_folder_without_results_is_a_clear_error(tmp_path):
+    from evaluate.plot import main as plot_main
+
+    with pytest.raises(SystemExit, match="results.jsonl does not exist"):
+        plot_main([str(tmp_path)])
