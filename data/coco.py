@@ -34,7 +34,8 @@ from torch_geometric.data import HeteroData
 from data.cache import BadItem, GraphBuilder, file_digest, folder_digest
 from data.datasets import stored_graph_type
 from graphs.build import build_graph, build_patch_graph
-from graphs.relations import corners, masks_to_boxes
+from graphs.masks import Masks
+from graphs.relations import boxes_from_bounds, corners
 from graphs.schema import predicate_id
 
 LOG = logging.getLogger("semgraph")
@@ -242,26 +243,24 @@ class CocoBuilder(GraphBuilder):
             "featurizer": "pixels",
         }
 
-    def masks_of(self, image_id: int, height: int, width: int) -> tuple[np.ndarray, list[int]]:
+    def masks_of(self, image_id: int, height: int, width: int) -> tuple[Masks, list[int]]:
         """Masks and category ids of an image's usable annotations, largest first."""
         annotations = sorted(self.annotations.get(image_id, []), key=lambda a: -a.get("area", 0))
-        masks, labels = [], []
-        info = self.images[image_id]
+        placed, labels = [], []
         for annotation in annotations:
-            mask = _ann_to_mask(annotation, info["height"], info["width"])
-            if mask.shape != (height, width) or not mask.any():
+            row, col, crop = rasterise(annotation, height, width)
+            if not crop.any():
                 continue  # degenerate once rasterised
-            masks.append(mask)
+            placed.append((row, col, crop))
             labels.append(annotation["category_id"])
-            if len(masks) == self.max_objects:
+            if len(placed) == self.max_objects:
                 break
-        stacked = np.stack(masks) if masks else np.zeros((0, height, width), dtype=bool)
-        return stacked, labels
+        return Masks.from_crops(height, width, placed), labels
 
     def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         image_id = self.image_ids[index]
         image = load_image(self.image_dir / self.images[image_id]["file_name"])
-        return image, self.masks_of(image_id, *image.shape[:2])[0] if self.graph_type == "hetero" else None
+        return image, self.masks_of(image_id, *image.shape[:2])[0].dense() if self.graph_type == "hetero" else None
 
     def build(self, index: int) -> tuple[HeteroData, str]:
         image_id = self.image_ids[index]
@@ -281,21 +280,30 @@ class CocoBuilder(GraphBuilder):
             masks, labels = self.masks_of(image_id, *image.shape[:2])
             triplets = None
             if self.relations == "vg":
-                boxes = masks_to_boxes(masks) if len(masks) else np.zeros((0, 4), np.float32)
+                boxes = boxes_from_bounds(masks.bounds, masks.height, masks.width)
                 triplets = match_vg_triplets(self.vg.get(image_id, []), boxes)
             graph = build_graph(image, masks, labels, triplets, max_relations=self.max_relations)
         graph.captions = captions
         return graph, info["file_name"]
 
 
-def _ann_to_mask(annotation: dict, height: int, width: int) -> np.ndarray:
-    """Polygons, uncompressed or compressed RLE -> a boolean mask."""
+def rasterise(annotation: dict, height: int, width: int) -> tuple[int, int, np.ndarray]:
+    """An annotation's mask as (row, column, crop): polygons are rasterised only
+    inside their box (the same pixels as the whole-image mask, at a fraction of
+    the cost); RLE, which spans the image, is decoded whole."""
     segmentation = annotation["segmentation"]
     if isinstance(segmentation, list):
-        rles = mask_utils.frPyObjects([p for p in segmentation if len(p) >= 6], height, width)
-        rle = mask_utils.merge(rles)
-    elif isinstance(segmentation["counts"], list):
-        rle = mask_utils.frPyObjects(segmentation, height, width)
-    else:
-        rle = segmentation
-    return mask_utils.decode(rle).astype(bool)
+        polygons = [np.asarray(p, dtype=np.float64) for p in segmentation if len(p) >= 6]
+        xs = np.concatenate([p[0::2] for p in polygons])
+        ys = np.concatenate([p[1::2] for p in polygons])
+        col, row = max(int(np.floor(xs.min())) - 1, 0), max(int(np.floor(ys.min())) - 1, 0)
+        crop_width = min(int(np.ceil(xs.max())) + 2, width) - col
+        crop_height = min(int(np.ceil(ys.max())) + 2, height) - row
+        if crop_width <= 0 or crop_height <= 0:
+            return 0, 0, np.zeros((0, 0), dtype=bool)
+        shifted = [(p.reshape(-1, 2) - (col, row)).ravel().tolist() for p in polygons]
+        rle = mask_utils.merge(mask_utils.frPyObjects(shifted, crop_height, crop_width))
+        return row, col, mask_utils.decode(rle).astype(bool)
+    if isinstance(segmentation["counts"], list):
+        segmentation = mask_utils.frPyObjects(segmentation, height, width)
+    return 0, 0, mask_utils.decode(segmentation).astype(bool)

@@ -9,13 +9,12 @@ import torch
 from torch_geometric.data import Data, HeteroData
 
 from graphs.features import area_pool, image_features, image_to_float, object_features
+from graphs.masks import Masks
 from graphs.relations import (
     boxes_from_bounds,
     geometric_triplets,
     knn_pairs,
-    mask_intersections,
     overlap_pairs,
-    pixel_boxes,
     relation_geometry,
     union_boxes,
 )
@@ -65,6 +64,20 @@ def normalise_triplets(triplets: Sequence[Triplet], num_objects: int) -> np.ndar
     return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
+def as_masks(masks: np.ndarray | Masks, size: tuple[int, int]) -> Masks:
+    """Dense [n, H, W] masks (or `Masks`) checked against the image size."""
+    if isinstance(masks, Masks):
+        if (masks.height, masks.width) != tuple(size):
+            raise ValueError(f"masks of an image of {masks.height}x{masks.width} do not match the image {size}")
+        return masks
+    masks = np.asarray(masks, dtype=bool)
+    if masks.size == 0:
+        masks = masks.reshape(0, *size)
+    if masks.ndim != 3 or masks.shape[1:] != tuple(size):
+        raise ValueError(f"masks of shape {masks.shape} do not match the image of shape {tuple(size)}")
+    return Masks.from_dense(masks)
+
+
 def shared_participant_pairs(triplets: np.ndarray) -> np.ndarray:
     """Ordered pairs of distinct relations that share a participant. [2, E]."""
     if len(triplets) < 2:
@@ -77,7 +90,7 @@ def shared_participant_pairs(triplets: np.ndarray) -> np.ndarray:
 
 def build_graph(
     image: np.ndarray,
-    masks: np.ndarray,
+    masks: np.ndarray | Masks,
     labels: Sequence[int] | None = None,
     triplets: Sequence[Triplet] | None = None,
     knn: int = 4,
@@ -89,7 +102,7 @@ def build_graph(
 
     Args:
         image: [H, W, 3] uint8 or float RGB.
-        masks: [n, H, W] bool, one per object; none may be empty.
+        masks: [n, H, W] bool (or `graphs.masks.Masks`), one per object; none may be empty.
         labels: n category ids (-1 for unknown); default all -1.
         triplets: (subject, predicate, object) with mask indices and a
             predicate name or id; default: one geometric triplet per pair.
@@ -98,13 +111,9 @@ def build_graph(
         object_x: [n, F] object features from another featurizer (default: pixels).
         image_x: [1, F] global features from another featurizer (default: pixels).
     """
-    masks = np.asarray(masks, dtype=bool)
-    if masks.size == 0:
-        masks = masks.reshape(0, *image.shape[:2])
-    if masks.ndim != 3 or masks.shape[1:] != image.shape[:2]:
-        raise ValueError(f"masks of shape {masks.shape} do not match the image of shape {image.shape}")
+    masks = as_masks(masks, image.shape[:2])
     n = len(masks)
-    empty = np.flatnonzero(~masks.any(axis=(1, 2)))
+    empty = masks.empty()
     if empty.size:
         raise ValueError(f"mask {int(empty[0])} is empty; drop it before building the graph")
     if labels is not None and len(labels) != n:
@@ -112,9 +121,8 @@ def build_graph(
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB image of shape [H, W, 3], got {image.shape}")
     pixels = image if image.dtype == np.uint8 else image_to_float(image)
-    bounds = pixel_boxes(masks)
-    boxes = boxes_from_bounds(bounds, *masks.shape[1:])
-    intersections = mask_intersections(masks)
+    boxes = boxes_from_bounds(masks.bounds, masks.height, masks.width)
+    intersections = masks.intersections()
     if triplets is None:
         triplet_array = np.asarray(geometric_triplets(boxes, intersections, max_relations), dtype=np.int64).reshape(
             -1, 3
@@ -131,10 +139,10 @@ def build_graph(
         data[OBJECT].x = object_x
     if n:
         if object_x is None:
-            data[OBJECT].x = object_features(pixels, masks, bounds)
+            data[OBJECT].x = object_features(pixels, masks)
         data[OBJECT].box = torch.from_numpy(boxes)
         data[OBJECT].label = torch.as_tensor(list(labels) if labels is not None else [-1] * n, dtype=torch.long)
-        data[OBJECT].area = torch.from_numpy(np.diag(intersections) / masks[0].size).float()
+        data[OBJECT].area = torch.from_numpy(np.diag(intersections) / (masks.height * masks.width)).float()
     if m:
         s, o = triplet_array[:, 0], triplet_array[:, 2]
         one_hot = np.eye(len(PREDICATES), dtype=np.float32)[triplet_array[:, 1]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from graphs.masks import Masks
 from graphs.schema import CROP_SIZE, IMAGE_GRID
 
 
@@ -49,18 +50,17 @@ def area_pool(array: np.ndarray, size: int) -> np.ndarray:
     return sums / (rows * cols)
 
 
-def object_features(image: np.ndarray, masks: np.ndarray, bounds: np.ndarray) -> torch.Tensor:
+def object_features(image: np.ndarray, masks: Masks) -> torch.Tensor:
     """Masked crops and mask shapes of n objects -> [n, 4 * CROP_SIZE**2].
 
-    `image` is [H, W, 3] uint8 or float in 0..1; `masks` [n, H, W] bool with
-    no empty mask; `bounds` their pixel boxes (graphs.relations.pixel_boxes).
+    `image` is [H, W, 3] uint8 or float in 0..1; `masks` has no empty mask.
     Layout per object: the 3 colour planes of the masked crop, then the mask.
     Only the crops are converted to float, never the whole image.
     """
     scale = 1 / 255 if image.dtype == np.uint8 else 1.0
     features = np.zeros((len(masks), 4, CROP_SIZE, CROP_SIZE), dtype=np.float32)
-    for k, (r0, r1, c0, c1) in enumerate(bounds):
-        mask = masks[k, r0:r1, c0:c1, None].astype(np.float32)
+    for k, (r0, r1, c0, c1) in enumerate(masks.bounds):
+        mask = masks.crops[k][:, :, None].astype(np.float32)
         crop = np.concatenate([image[r0:r1, c0:c1] * (mask * scale), mask], axis=2)  # [h, w, 4]
         features[k] = area_pool(crop, CROP_SIZE).transpose(2, 0, 1)
     return torch.from_numpy(features.reshape(len(masks), -1))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphs.masks import Masks
 from graphs.schema import PREDICATE_ID
 
 # Two boxes closer than this (in image fractions) touch: "on top of", "next to".
@@ -22,7 +23,7 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
 
     An empty mask has no box; callers must reject empty masks before this.
     """
-    return boxes_from_bounds(pixel_boxes(masks), *masks.shape[1:])
+    return boxes_from_bounds(Masks.from_dense(masks).bounds, *masks.shape[1:])
 
 
 def boxes_from_bounds(bounds: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -48,36 +49,9 @@ def union_boxes(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.concatenate([(lo + hi) / 2, hi - lo], axis=1).astype(np.float32)
 
 
-def pixel_boxes(masks: np.ndarray) -> np.ndarray:
-    """Inclusive-exclusive pixel bounds (r0, r1, c0, c1) of each mask, [n, 4]; empty masks get zeros."""
-    bounds = np.zeros((len(masks), 4), dtype=np.int64)
-    rows_any, cols_any = masks.any(axis=2), masks.any(axis=1)  # [n, H], [n, W]
-    for k in range(len(masks)):
-        rows, cols = np.flatnonzero(rows_any[k]), np.flatnonzero(cols_any[k])
-        if rows.size:
-            bounds[k] = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return bounds
-
-
 def mask_intersections(masks: np.ndarray) -> np.ndarray:
-    """Pixel counts of pairwise mask intersections, [n, n] (areas on the diagonal).
-
-    Only pairs whose pixel boxes overlap are counted, inside the overlap window,
-    so the cost follows the objects' sizes rather than the image's.
-    """
-    n = len(masks)
-    counts = np.zeros((n, n), dtype=np.float32)
-    bounds = pixel_boxes(masks)
-    for i in range(n):
-        r0, r1, c0, c1 = bounds[i]
-        counts[i, i] = np.count_nonzero(masks[i, r0:r1, c0:c1])
-        for j in range(i + 1, n):
-            top, bottom = max(r0, bounds[j, 0]), min(r1, bounds[j, 1])
-            left, right = max(c0, bounds[j, 2]), min(c1, bounds[j, 3])
-            if top < bottom and left < right:
-                shared = np.count_nonzero(masks[i, top:bottom, left:right] & masks[j, top:bottom, left:right])
-                counts[i, j] = counts[j, i] = shared
-    return counts
+    """Pixel counts of pairwise intersections of dense masks [n, H, W] -> [n, n] (areas on the diagonal)."""
+    return Masks.from_dense(masks).intersections()
 
 
 def box_inside(boxes: np.ndarray) -> np.ndarray:

@@ -124,3 +124,22 @@ def test_visual_genome_relations_are_matched_by_box(coco_root):
         )
     }
     assert triplets == {(0, "holding", 1), (1, "other", 0)}
+
+
+def test_windowed_polygon_rasterisation_equals_the_whole_image_mask():
+    from pycocotools import mask as mask_utils
+
+    from data.coco import rasterise
+
+    rng = np.random.default_rng(0)
+    height, width = 60, 80
+    for _ in range(50):
+        polygons = [
+            rng.uniform([-5, -5], [width + 5, height + 5], size=(int(rng.integers(3, 9)), 2)).ravel().tolist()
+            for _ in range(int(rng.integers(1, 3)))
+        ]
+        whole = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))).astype(bool)
+        row, col, crop = rasterise({"segmentation": polygons}, height, width)
+        placed = np.zeros((height, width), dtype=bool)
+        placed[row : row + crop.shape[0], col : col + crop.shape[1]] = crop
+        assert np.array_equal(placed, whole)
