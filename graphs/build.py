@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data, HeteroData
 
-from graphs.features import area_pool, image_features, image_to_float, object_features
+from graphs.features import crop_features, image_features, image_to_uint8, object_features
 from graphs.masks import Masks
 from graphs.relations import (
     boxes_from_bounds,
@@ -20,7 +20,6 @@ from graphs.relations import (
 )
 from graphs.schema import (
     CONTEXT,
-    CROP_SIZE,
     GRAPH_TYPES,
     HAS_OBJECT,
     IMAGE,
@@ -118,9 +117,7 @@ def build_graph(
         raise ValueError(f"mask {int(empty[0])} is empty; drop it before building the graph")
     if labels is not None and len(labels) != n:
         raise ValueError(f"{len(labels)} labels for {n} masks")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an RGB image of shape [H, W, 3], got {image.shape}")
-    pixels = image if image.dtype == np.uint8 else image_to_float(image)
+    pixels = image_to_uint8(image)
     boxes = boxes_from_bounds(masks.bounds, masks.height, masks.width)
     intersections = masks.intersections()
     if triplets is None:
@@ -175,16 +172,9 @@ def build_patch_graph(image: np.ndarray, grid: int = 8) -> HeteroData:
     height, width = image.shape[:2]
     rows = np.linspace(0, height, grid + 1).round().astype(int)
     cols = np.linspace(0, width, grid + 1).round().astype(int)
-    pixels = image_to_float(image)
-    patches = np.stack(
-        [
-            area_pool(pixels[rows[r] : rows[r + 1], cols[c] : cols[c + 1]], CROP_SIZE)
-            for r in range(grid)
-            for c in range(grid)
-        ]
-    ).transpose(0, 3, 1, 2)  # [P, 3, S, S]
-    patches = torch.from_numpy(np.ascontiguousarray(patches, dtype=np.float32))
-    ones = torch.ones(grid * grid, 1, CROP_SIZE, CROP_SIZE)
+    pixels = image_to_uint8(image)
+    cells = [pixels[rows[r] : rows[r + 1], cols[c] : cols[c + 1]] for r in range(grid) for c in range(grid)]
+    patches = torch.from_numpy(np.stack([crop_features(cell) for cell in cells]))  # [P, 4, S, S]
     centres_y = (rows[:-1] + rows[1:]) / 2 / height
     centres_x = (cols[:-1] + cols[1:]) / 2 / width
     sizes_y, sizes_x = np.diff(rows) / height, np.diff(cols) / width
@@ -194,7 +184,7 @@ def build_patch_graph(image: np.ndarray, grid: int = 8) -> HeteroData:
     down = np.stack([cell[:-1, :].ravel(), cell[1:, :].ravel()])
 
     data = empty_graph()
-    data[OBJECT].x = torch.cat([patches, ones], dim=1).flatten(1)
+    data[OBJECT].x = patches.flatten(1)
     data[OBJECT].box = torch.tensor(boxes, dtype=torch.float)
     data[OBJECT].label = torch.full((grid * grid,), -1, dtype=torch.long)
     data[OBJECT].area = data[OBJECT].box[:, 2] * data[OBJECT].box[:, 3]
