@@ -2,6 +2,9 @@
 
 Schema and patch graphs are collated straight from the flat store by
 indexing (`GraphStore.collate`); homogeneous graphs go through PyG's collate.
+The order of an epoch and the caption drawn for each graph are functions of
+(seed, epoch) alone, so a resumed run and a run split over several processes
+see exactly the batches a single uninterrupted process would.
 """
 
 from __future__ import annotations
@@ -13,15 +16,23 @@ from data.datasets import GraphDataset
 from graphs.transforms import DropEdgeTypes
 
 
+def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 101 + stream)
+
+
 class GraphLoader:
     """Iterate a `GraphDataset` in batches.
 
     Args:
         dataset: the graphs.
-        batch_size: graphs per batch.
-        shuffle: a new order every pass, drawn from `generator`.
+        batch_size: graphs per batch in each process.
+        shuffle: a new order every epoch (see `set_epoch`), drawn from `seed`.
         drop_last: leave out a last, smaller batch.
-        generator: the random source of the order (seed it for exact runs).
+        seed: the source of orders and caption choices.
+        rank, world_size: this process's share of each global batch of
+            `batch_size * world_size` graphs (distributed training).
+        pick_caption: give each batch `texts`, one caption per graph, drawn
+            per (seed, epoch, graph).
     """
 
     def __init__(
@@ -30,14 +41,26 @@ class GraphLoader:
         batch_size: int,
         shuffle: bool = False,
         drop_last: bool = False,
-        generator: torch.Generator | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pick_caption: bool = False,
     ) -> None:
         self.dataset, self.batch_size = dataset, batch_size
-        self.shuffle, self.drop_last, self.generator = shuffle, drop_last, generator
+        self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
+        self.rank, self.world_size, self.pick_caption = rank, world_size, pick_caption
         self.drop = DropEdgeTypes(dataset.drop_edge_types) if dataset.drop_edge_types else None
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.batch_size * self.world_size
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.dataset), self.batch_size)
+        full, rest = divmod(len(self.dataset), self.global_batch_size)
         return full if self.drop_last or rest == 0 else full + 1
 
     def batch(self, indices: torch.Tensor) -> HeteroData:
@@ -46,8 +69,22 @@ class GraphLoader:
         batch = self.dataset.store.collate(indices)
         return self.drop(batch) if self.drop is not None else batch
 
-    def __iter__(self):
+    def iterate(self, start: int = 0):
+        """Batches of this epoch from the `start`-th on (to resume inside an epoch)."""
         n = len(self.dataset)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for k in range(len(self)):
-            yield self.batch(order[k * self.batch_size : (k + 1) * self.batch_size])
+        order = (
+            torch.randperm(n, generator=epoch_generator(self.seed, self.epoch, 0)) if self.shuffle else torch.arange(n)
+        )
+        draws = torch.rand(n, generator=epoch_generator(self.seed, self.epoch, 1)) if self.pick_caption else None
+        for k in range(start, len(self)):
+            chunk = order[k * self.global_batch_size : (k + 1) * self.global_batch_size]
+            per_rank = -(-len(chunk) // self.world_size)
+            indices = chunk[self.rank * per_rank : (self.rank + 1) * per_rank]
+            batch = self.batch(indices)
+            if draws is not None:
+                captions = self.dataset.store.captions
+                batch.texts = [captions[i][int(draws[i] * len(captions[i]))] for i in indices.tolist()]
+            yield batch
+
+    def __iter__(self):
+        return self.iterate()

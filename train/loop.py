@@ -3,30 +3,42 @@
 from __future__ import annotations
 
 import math
-import random
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 
 import torch
-from open_clip.loss import ClipLoss
 from torch import nn
 from tqdm.auto import tqdm
 
 from data.loader import GraphLoader
 
+NO_DECAY = ("logit_scale", "type_embedding", "edge_bias", "query")
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with no weight decay on norms, biases, embeddings of types and the logit scale."""
-    decay, no_decay = [], []
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float, text_lr_scale: float = 1.0) -> torch.optim.AdamW:
+    """AdamW; no weight decay on norms, biases, embeddings of types, bias tables, the
+    pooling query and the logit scale; the text tower's rate scaled by `text_lr_scale`."""
+    groups: dict[tuple[bool, bool], list] = {(d, t): [] for d in (True, False) for t in (True, False)}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if param.ndim < 2 or "logit_scale" in name or "type_embedding" in name or "edge_bias" in name:
-            no_decay.append(param)
-        else:
-            decay.append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
+        decay = param.ndim >= 2 and not any(key in name for key in NO_DECAY)
+        groups[decay, "text_encoder" in name].append(param)
+    return torch.optim.AdamW(
+        [
+            {
+                "params": params,
+                "weight_decay": weight_decay if decay else 0.0,
+                "lr": lr * (text_lr_scale if text else 1),
+            }
+            for (decay, text), params in groups.items()
+            if params
+        ],
+        lr=lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
 
 
 def warmup_cosine(
@@ -43,49 +55,77 @@ def warmup_cosine(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def autocast_for(device: torch.device, precision: str):
+    """bf16 / fp16 autocast, or nothing for fp32."""
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
 def train_epoch(
     model: nn.Module,
     loader: GraphLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: nn.Module,
     device: torch.device,
-    caption_rng: random.Random,
     precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
     grad_clip: float | None = 1.0,
+    start: int = 0,
+    after_step: Callable[[int], None] | None = None,
     progress: bool = True,
     description: str = "train",
 ) -> dict[str, float]:
-    """Train one pass over `loader`; one random caption of each graph per step.
+    """Train over `loader` from its `start`-th batch; call `after_step(batches_done)` after each step.
 
-    Returns the mean loss, samples/s and the share of time spent waiting for data.
+    `model` may be wrapped in DistributedDataParallel; its text encoder is
+    reached through `.module` then. Returns the mean loss, samples/s and the
+    share of time spent waiting for data (collation included).
     """
+    core = getattr(model, "module", model)
     model.train()
-    loss_fn = ClipLoss()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     total_loss, samples, data_wait = 0.0, 0, 0.0
-    start = last = time.perf_counter()
-    bar = tqdm(loader, desc=description, disable=not progress, leave=False, dynamic_ncols=True)
-    for batch in bar:
-        captions = [caption_rng.choice(graph_captions) for graph_captions in batch.captions]
-        tokens = model.text_encoder.tokenize(captions)
-        batch, tokens = batch.to(device), tokens.to(device)
+    start_time = last = time.perf_counter()
+    bar = tqdm(
+        total=len(loader), initial=start, desc=description, disable=not progress, leave=False, dynamic_ncols=True
+    )
+    for done, batch in enumerate(loader.iterate(start), start + 1):
+        tokens = core.text_encoder.tokenize(batch.texts)
+        batch, tokens = batch.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
         data_wait += time.perf_counter() - last
-        with autocast:
+        with autocast_for(device, precision):
             image_features, text_features, logit_scale = model(batch, tokens)
             loss = loss_fn(image_features, text_features, logit_scale)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
         scheduler.step()
         with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
+            core.logit_scale.clamp_(0, math.log(100))
         total_loss += loss.item() * batch.num_graphs
         samples += batch.num_graphs
         last = time.perf_counter()
-        bar.set_postfix(loss=f"{loss.item():.3f}", samples_s=f"{samples / (last - start):.0f}")
-    elapsed = time.perf_counter() - start
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{loss.item():.3f}",
+            samples_s=f"{samples / (last - start_time):.0f}",
+            data=f"{100 * data_wait / (last - start_time):.0f}%",
+        )
+        if after_step is not None:
+            after_step(done)
+    bar.close()
+    elapsed = max(time.perf_counter() - start_time, 1e-9)
     return {
         "train_loss": total_loss / max(samples, 1),
         "samples_per_s": samples / elapsed,

@@ -3,6 +3,7 @@
 The entry point is `main(argv) -> dict`, so a test can run a whole training
 by calling it. A run writes its directory (params.json, out.log,
 results.jsonl, checkpoints/) and returns the last validation metrics.
+Several processes: `torchrun --nproc-per-node N train/run.py ...`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", ca
 
 import numpy as np
 import torch
+from open_clip.loss import ClipLoss
+from torch.nn.parallel import DistributedDataParallel
 
 from data import open_dataset
 from data.cli import add_data_arguments, data_options
@@ -28,8 +31,15 @@ from data.loader import GraphLoader
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
 from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
+from models.text import load_text_checkpoint, open_clip_text_config
+from train.checkpoint import check_state_fits, load_checkpoint
+from train.config import explicit_flags, merge, read_config
+from train.distributed import World, barrier, close_world, init_world
 from train.loop import make_optimizer, train_epoch, warmup_cosine
 from train.rundir import LOG, RunDir
+
+# Flags a resumed run takes from the command line rather than from params.json.
+RESUME_OVERRIDES = {"resume", "out", "epochs", "no_progress", "threads", "device", "report_to", "workers"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,15 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(contrastive, CLIP-style). The default trains the hetero model on the embedded synthetic world.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument("--config", type=Path, help="YAML/JSON file of flag values; command-line flags override it")
     add_data_arguments(parser)
     model = parser.add_argument_group("model")
     model.add_argument("--model-config", default=DEFAULT_CONFIG, help="a config name in models/configs or a JSON path")
     model.add_argument(
         "--edge-bias", choices=BIAS_MODES, default=None, help="attention bias mode (default: the config's)"
     )
+    model.add_argument("--text-model", help="an open_clip model name whose text tower to use (e.g. ViT-B-32)")
+    model.add_argument(
+        "--text-checkpoint", type=Path, help="local weights: a CLIP checkpoint or a text-tower state dict"
+    )
+    model.add_argument("--freeze-text", action="store_true", help="keep the text tower fixed")
+    model.add_argument("--text-lr-scale", type=float, default=1.0, help="the text tower's learning rate, relative")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int, default=20)
-    optim.add_argument("--batch-size", type=int, default=256)
+    optim.add_argument("--batch-size", type=int, default=256, help="graphs per step in each process")
     optim.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     optim.add_argument("--weight-decay", type=float, default=0.1)
     optim.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up, then cosine decay")
@@ -55,19 +72,60 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed of the synthetic world and of training")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto picks CUDA when present")
-    run.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="default: bf16 on CUDA, fp32 on CPU")
+    run.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default=None,
+        help="autocast precision (default: bf16 on CUDA, fp32 on CPU); fp16 adds a grad scaler",
+    )
+    run.add_argument("--compile", action="store_true", help="torch.compile the model")
     run.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<graph-type>-<time>)")
+    run.add_argument("--resume", help="'latest' (the run in --out) or a checkpoint path: continue exactly")
+    run.add_argument("--save-every-steps", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
+    run.add_argument("--report-to", choices=("none", "tensorboard"), default="none", help="also log to TensorBoard")
     run.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     return parser
 
 
-def resolve_device(name: str) -> torch.device:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]:
+    """Flags from defaults, --config, a resumed run's params.json and the command line."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    explicit = explicit_flags(parser, argv)
+    try:
+        if args.config:
+            merge(parser, args, explicit, read_config(args.config), str(args.config), ignore={"config"})
+        checkpoint = None
+        if args.resume:
+            checkpoint = resume_checkpoint(args)
+            params_path = checkpoint.parents[1] / "params.json"
+            saved = {k: v for k, v in read_config(params_path).items() if k in vars(args)}
+            merge(parser, args, explicit | RESUME_OVERRIDES, saved, str(params_path))
+            args.out = checkpoint.parents[1]
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
+    return args, checkpoint
+
+
+def resume_checkpoint(args: argparse.Namespace) -> Path:
+    if args.resume == "latest":
+        if args.out is None:
+            raise ValueError("--resume latest needs --out RUN_DIR (the run to continue)")
+        path = Path(args.out) / "checkpoints" / "latest.pt"
+    else:
+        path = Path(args.resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+    return path
+
+
+def resolve_device(name: str, world: World) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda was asked for but CUDA is not available on this machine")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(f"cuda:{world.local_rank}") if name == "cuda" else torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
@@ -81,90 +139,254 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     config.graph.node_dims, config.graph.num_edge_types = encoder_inputs(sample_graph)
     if args.edge_bias is not None:
         config.graph.edge_bias = args.edge_bias
-    return GraphCLIP(config)
+    if args.text_model:
+        config.text = open_clip_text_config(args.text_model)
+    model = GraphCLIP(config)
+    if args.text_checkpoint:
+        load_text_checkpoint(model.text_encoder, args.text_checkpoint)
+    if args.freeze_text:
+        model.text_encoder.requires_grad_(False)
+    return model
+
+
+def rng_state() -> dict:
+    numpy_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), *rest))
+    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
+
+
+class Trainer:
+    """The state of one run and what it writes; only rank 0 writes."""
+
+    def __init__(self, args: argparse.Namespace, world: World, checkpoint: Path | None) -> None:
+        self.args, self.world = args, world
+        self.device = resolve_device(args.device, world)
+        self.precision = args.precision or ("bf16" if self.device.type == "cuda" else "fp32")
+        self.progress = not args.no_progress and world.is_main
+        out = args.out or Path("runs") / f"{args.graph_type}-{time.strftime('%Y%m%d-%H%M%S')}"
+        self.run_dir = RunDir(out, resume=checkpoint is not None) if world.is_main else None
+        self.writer = None
+        try:
+            self.setup(checkpoint)
+        except BaseException:
+            self.close()
+            raise
+
+    def setup(self, checkpoint: Path | None) -> None:
+        args, world = self.args, self.world
+        seed_everything(args.seed)
+        options = data_options(args)
+        if world.is_main:  # one process builds the cache, the others then read it
+            self.train_set = open_dataset(options, "train", self.progress)
+        barrier(world)
+        if not world.is_main:
+            self.train_set = open_dataset(options, "train", False)
+        self.val_set = open_dataset(options, "val", self.progress) if world.is_main else None
+        self.model = build_model(args, self.train_set[0]).to(self.device)
+        self.loader = GraphLoader(
+            self.train_set,
+            args.batch_size,
+            shuffle=True,
+            drop_last=True,
+            seed=args.seed,
+            rank=world.rank,
+            world_size=world.size,
+            pick_caption=True,
+        )
+        if len(self.loader) == 0:
+            raise ValueError(
+                f"{len(self.train_set)} training graphs make no batch of {self.loader.global_batch_size}; "
+                "lower --batch-size"
+            )
+        self.optimizer = make_optimizer(self.model, args.lr, args.weight_decay, args.text_lr_scale)
+        total_steps = args.epochs * len(self.loader)
+        self.scheduler = warmup_cosine(self.optimizer, min(args.warmup_steps, max(1, total_steps // 5)), total_steps)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+        self.loss_fn = ClipLoss(local_loss=False, gather_with_grad=True, rank=world.rank, world_size=world.size)
+        self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        if checkpoint is not None:
+            self.restore(checkpoint)
+        self.network = self.model
+        if world.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.network = DistributedDataParallel(self.model, device_ids=ids)
+        if args.compile:
+            self.network = torch.compile(self.network, dynamic=True)
+        self.params = self.make_params()
+
+    def make_params(self) -> dict:
+        params = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(self.args).items()}
+        params["out"] = str(self.run_dir.path) if self.run_dir else None
+        params.update(precision=self.precision, world_size=self.world.size, schema_version=SCHEMA_VERSION)
+        params["model"] = self.model.config.to_dict()
+        params["resume"] = None
+        return params
+
+    def restore(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        check_state_fits(self.model.state_dict(), state["model"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
+        set_rng_state(state["rng"])
+        if self.run_dir:
+            dropped = self.run_dir.truncate_results(self.step)
+            LOG.info(
+                "resumed %s at epoch %d, batch %d (step %d)%s",
+                path,
+                self.epoch + 1,
+                self.batch_in_epoch,
+                self.step,
+                f"; dropped {dropped} results past that step" if dropped else "",
+            )
+
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step,
+            "rng": rng_state(),
+            "model_config": self.model.config.to_dict(),
+            "graph_type": self.args.graph_type,
+            "schema_version": SCHEMA_VERSION,
+            "params": self.params,
+        }
+
+    def after_step(self, batches_done: int) -> None:
+        self.batch_in_epoch = batches_done
+        self.step += 1
+        every = self.args.save_every_steps
+        if every and self.step % every == 0 and self.run_dir and batches_done < len(self.loader):
+            self.run_dir.save_checkpoint(self.state(), f"step_{self.step}")
+
+    def evaluate(self) -> dict:
+        return retrieval_metrics(*embed_dataset(self.model, self.val_set, self.args.batch_size, self.device))
+
+    def fit(self) -> dict:
+        args, metrics = self.args, {}
+        if self.run_dir:
+            self.run_dir.write_params(self.params)
+            n_params = sum(p.numel() for p in self.model.parameters())
+            LOG.info(
+                "run directory %s; device %s (%s); %d process(es)",
+                self.run_dir.path,
+                self.device,
+                self.precision,
+                self.world.size,
+            )
+            LOG.info(
+                "%d train / %d val graphs; model %.2fM parameters; %d steps per epoch",
+                len(self.train_set),
+                len(self.val_set),
+                n_params / 1e6,
+                len(self.loader),
+            )
+            if args.report_to == "tensorboard":
+                self.writer = tensorboard_writer(self.run_dir.path)
+        while self.epoch < args.epochs:
+            started = time.perf_counter()
+            self.loader.set_epoch(self.epoch)
+            stats = train_epoch(
+                self.network,
+                self.loader,
+                self.optimizer,
+                self.scheduler,
+                self.loss_fn,
+                self.device,
+                precision=self.precision,
+                scaler=self.scaler,
+                grad_clip=args.grad_clip,
+                start=self.batch_in_epoch,
+                after_step=self.after_step,
+                progress=self.progress,
+                description=f"epoch {self.epoch + 1}/{args.epochs}",
+            )
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            if self.world.is_main:
+                metrics = self.evaluate()
+                record = {"epoch": self.epoch, "step": self.step, "split": "val", **stats, **metrics}
+                record["epoch_seconds"] = time.perf_counter() - started
+                self.run_dir.save_checkpoint(self.state(), f"epoch_{self.epoch}")
+                self.run_dir.append_result(record)
+                self.report(record)
+            barrier(self.world)
+        if not metrics and self.world.is_main:  # resumed a finished run
+            metrics = self.evaluate()
+        final = {"epoch": self.epoch, "step": self.step, **metrics}
+        if self.world.is_main:
+            LOG.info("final: %s", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in final.items()}))
+        return final
+
+    def report(self, record: dict) -> None:
+        LOG.info(
+            "epoch %d: loss %.4f, %.0f samples/s, data wait %.1f%%, %.1f s\n%s",
+            record["epoch"],
+            record["train_loss"],
+            record["samples_per_s"],
+            100 * record["data_wait"],
+            record["epoch_seconds"],
+            format_table(record),
+        )
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, float):
+                    self.writer.add_scalar(key.replace("@", "_at_"), value, record["step"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.run_dir:
+            self.run_dir.close()
+
+
+def tensorboard_writer(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise SystemExit("--report-to tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter(str(path / "tensorboard"))
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Train as the command line says; return the last validation metrics."""
-    args = build_parser().parse_args(argv)
+    args, checkpoint = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
-    out = args.out or Path("runs") / f"{args.graph_type}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir = RunDir(out)
-    progress = not args.no_progress
+    world = init_world("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter("%(message)s"))
-    LOG.addHandler(console)
+    if world.is_main:
+        LOG.addHandler(console)
+    trainer = None
     try:
-        seed_everything(args.seed)
-        LOG.info("run directory %s; device %s (%s)", run_dir.path, device, precision)
-        options = data_options(args)
-        train_set = open_dataset(options, "train", progress)
-        val_set = open_dataset(options, "val", progress)
-        model = build_model(args, train_set[0]).to(device)
-        params = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()}
-        params.update(
-            out=str(run_dir.path), precision=precision, model=model.config.to_dict(), schema_version=SCHEMA_VERSION
-        )
-        run_dir.write_params(params)
-        n_params = sum(p.numel() for p in model.parameters())
-        LOG.info("%d train / %d val graphs; model %.2fM parameters", len(train_set), len(val_set), n_params / 1e6)
-
-        generator = torch.Generator().manual_seed(args.seed)
-        loader = GraphLoader(train_set, args.batch_size, shuffle=True, drop_last=True, generator=generator)
-        optimizer = make_optimizer(model, args.lr, args.weight_decay)
-        total_steps = args.epochs * len(loader)
-        scheduler = warmup_cosine(optimizer, min(args.warmup_steps, max(1, total_steps // 5)), total_steps)
-        caption_rng = random.Random(args.seed)
-        metrics: dict = {}
-        step = 0
-        for epoch in range(1, args.epochs + 1):
-            started = time.perf_counter()
-            stats = train_epoch(
-                model,
-                loader,
-                optimizer,
-                scheduler,
-                device,
-                caption_rng,
-                precision=precision,
-                grad_clip=args.grad_clip,
-                progress=progress,
-                description=f"epoch {epoch}/{args.epochs}",
-            )
-            step += len(loader)
-            metrics = retrieval_metrics(*embed_dataset(model, val_set, args.batch_size, device))
-            record = {"epoch": epoch, "step": step, "split": "val", **stats, **metrics}
-            record["epoch_seconds"] = time.perf_counter() - started
-            run_dir.append_result(record)
-            LOG.info(
-                "epoch %d: loss %.4f, %.0f samples/s, %.1f s\n%s",
-                epoch,
-                stats["train_loss"],
-                stats["samples_per_s"],
-                record["epoch_seconds"],
-                format_table(metrics),
-            )
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "step": step,
-                "model_config": model.config.to_dict(),
-                "graph_type": args.graph_type,
-                "schema_version": SCHEMA_VERSION,
-                "params": params,
-            }
-            run_dir.save_checkpoint(state, epoch)
-        final = {"epoch": args.epochs, "step": step, **metrics}
-        LOG.info("final: %s", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in final.items()}))
-        return final
+        trainer = Trainer(args, world, checkpoint)
+        return trainer.fit()
     finally:
+        if trainer is not None:
+            trainer.close()
         LOG.removeHandler(console)
-        run_dir.close()
+        close_world(world)
 
 
 def cli() -> None:

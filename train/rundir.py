@@ -16,13 +16,16 @@ class RunDir:
     """Create (never overwrite) a run directory and write into it.
 
     Args:
-        path: the directory; it must not exist or be empty.
+        path: the directory; it must not exist or be empty, unless `resume`.
+        resume: continue writing into an existing run.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, resume: bool = False) -> None:
         self.path = Path(path)
-        if self.path.exists() and any(self.path.iterdir()):
-            raise FileExistsError(f"run directory {self.path} already exists and is not empty; choose another --out")
+        if not resume and self.path.exists() and any(self.path.iterdir()):
+            raise FileExistsError(
+                f"run directory {self.path} already exists and is not empty; choose another --out or --resume latest"
+            )
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         self._attach_log()
 
@@ -44,10 +47,23 @@ class RunDir:
         with open(self.path / "results.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def save_checkpoint(self, state: dict, epoch: int) -> Path:
-        """Write checkpoints/epoch_N.pt and atomically replace checkpoints/latest.pt."""
+    def truncate_results(self, step: int) -> int:
+        """Drop results.jsonl records past `step` (a resumed run writes them again); return how many."""
+        path = self.path / "results.jsonl"
+        if not path.exists():
+            return 0
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        if len(kept) != len(lines):
+            tmp = path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(line + "\n" for line in kept))
+            os.replace(tmp, path)
+        return len(lines) - len(kept)
+
+    def save_checkpoint(self, state: dict, name: str) -> Path:
+        """Write checkpoints/NAME.pt (epoch_N, step_N) and atomically replace checkpoints/latest.pt."""
         folder = self.path / "checkpoints"
-        numbered = folder / f"epoch_{epoch}.pt"
+        numbered = folder / f"{name}.pt"
         _atomic_save(state, numbered)
         _atomic_save(state, folder / "latest.pt")
         return numbered

@@ -1,4 +1,3 @@
-import torch
 from torch_geometric.data import Data
 
 from data import SyntheticGraphs
@@ -9,13 +8,31 @@ from graphs.schema import NEAR, SUBJECT_OF
 
 def test_batches_cover_every_graph_once_in_a_seeded_order():
     dataset = SyntheticGraphs("val", 10)
-    loader = GraphLoader(dataset, 4, shuffle=True, generator=torch.Generator().manual_seed(3))
+    loader = GraphLoader(dataset, 4, shuffle=True, seed=3)
     assert len(loader) == 3
     names = [n for batch in loader for n in batch.name]
     assert sorted(names) == sorted(dataset.store.names)
-    again = GraphLoader(dataset, 4, shuffle=True, generator=torch.Generator().manual_seed(3))
+    again = GraphLoader(dataset, 4, shuffle=True, seed=3)
     assert [n for batch in again for n in batch.name] == names
+    again.set_epoch(1)
+    assert [n for batch in again for n in batch.name] != names
     assert len(GraphLoader(dataset, 4, drop_last=True)) == 2
+
+
+def test_resuming_inside_an_epoch_and_sharding_see_the_same_batches():
+    dataset = SyntheticGraphs("val", 12)
+    whole = GraphLoader(dataset, 4, shuffle=True, seed=5, pick_caption=True)
+    whole.set_epoch(2)
+    batches = [(b.name, b.texts) for b in whole]
+    assert [(b.name, b.texts) for b in whole.iterate(start=1)] == batches[1:]
+    shards = [GraphLoader(dataset, 2, shuffle=True, seed=5, rank=r, world_size=2, pick_caption=True) for r in (0, 1)]
+    for shard in shards:
+        shard.set_epoch(2)
+    for (names, texts), first, second in zip(batches, *shards, strict=True):
+        assert first.name + second.name == names and first.texts + second.texts == texts
+    for names, texts in batches:
+        for name, text in zip(names, texts, strict=True):
+            assert text in dataset.store.captions[dataset.store.names.index(name)]
 
 
 def test_dropped_edge_types_are_empty_in_batches():
