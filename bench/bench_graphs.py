@@ -1,6 +1,6 @@
 """Graph building and cache loading speed (issue [2/6]; figures in BENCHMARKS.md).
 
-    python bench/bench_graphs.py --images 400 --out bench/results/graphs.json
+    python bench/bench_graphs.py --images 1600 --out bench/results/graphs.json
 
 Measures, on COCO-like annotations (640x480, 1-14 polygon instances per image,
 written by bench/coco_like.py):
@@ -53,7 +53,7 @@ def build_without_decoding(builder: CocoBuilder, repeats: int) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--images", type=int, default=1600)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> dict:
         results = {"images": len(builder), "objects_per_image": objects}
         results["build_no_decode_images_per_s_1core"] = build_without_decoding(builder, repeats=3)
         for workers in args.workers:
-            cache = GraphCache(work / f"cache{workers}", shard_size=50)
+            cache = GraphCache(work / f"cache{workers}", shard_size=100)
             start = time.perf_counter()
             cache.load_or_build(builder, workers=workers, progress=False)
             results[f"build_with_decode_images_per_s_workers{workers}"] = len(builder) / (time.perf_counter() - start)
-        cache = GraphCache(work / "cache0", shard_size=50)
+        cache = GraphCache(work / "cache0", shard_size=100)
         loads, materialise = [], []
         for _ in range(3):
             start = time.perf_counter()

@@ -30,13 +30,15 @@ def image_to_uint8(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def box_resize(array: np.ndarray, size: int) -> np.ndarray:
+def box_resize(array: np.ndarray, size: int, reducing_gap: float | None = None) -> np.ndarray:
     """Area-average a uint8 [H, W] or [H, W, 3] array to size x size, as float32 in 0..1.
 
     Pillow's box filter weighs every source pixel by the area it covers in a
     target cell; it runs in C and is several times faster than numpy here.
+    `reducing_gap` first shrinks by an integer factor (faster, nearly equal).
     """
-    resized = Image.fromarray(np.ascontiguousarray(array)).resize((size, size), Image.Resampling.BOX)
+    image = Image.fromarray(np.ascontiguousarray(array))
+    resized = image.resize((size, size), Image.Resampling.BOX, reducing_gap=reducing_gap)
     return np.asarray(resized, dtype=np.float32) / 255.0
 
 
@@ -49,8 +51,9 @@ def crop_features(crop: np.ndarray, mask: np.ndarray | None = None) -> np.ndarra
     if mask is None:
         features[:3] = box_resize(crop, CROP_SIZE).transpose(2, 0, 1)
     else:
-        features[:3] = box_resize(crop * mask[:, :, None], CROP_SIZE).transpose(2, 0, 1)
-        features[3] = box_resize(mask.astype(np.uint8) * 255, CROP_SIZE)
+        as_bytes = mask.view(np.uint8)  # 0 or 1, no copy
+        features[:3] = box_resize(crop * as_bytes[:, :, None], CROP_SIZE).transpose(2, 0, 1)
+        features[3] = box_resize(as_bytes * np.uint8(255), CROP_SIZE)
     return features
 
 
@@ -68,5 +71,5 @@ def object_features(image: np.ndarray, masks: Masks) -> torch.Tensor:
 
 def image_features(image: np.ndarray) -> torch.Tensor:
     """The whole uint8 image downsampled, [1, 3 * IMAGE_GRID**2] (colour planes first)."""
-    pooled = box_resize(image, IMAGE_GRID).transpose(2, 0, 1)
+    pooled = box_resize(image, IMAGE_GRID, reducing_gap=2.0).transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(pooled).reshape(1, -1))

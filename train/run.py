@@ -38,8 +38,10 @@ from train.distributed import World, barrier, close_world, init_world
 from train.loop import make_optimizer, train_epoch, warmup_cosine
 from train.rundir import LOG, RunDir
 
-# Flags a resumed run takes from the command line rather than from params.json.
-RESUME_OVERRIDES = {"resume", "out", "epochs", "no_progress", "threads", "device", "report_to", "workers"}
+# Flags a resumed run never takes from its params.json (the others come from it unless given again).
+RUN_LOCAL_FLAGS = {"resume", "out", "config"}
+# What params.json records beside the flags.
+PARAMS_EXTRAS = {"model", "world_size", "schema_version"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,13 +97,13 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]
     explicit = explicit_flags(parser, argv)
     try:
         if args.config:
-            merge(parser, args, explicit, read_config(args.config), str(args.config), ignore={"config"})
+            merge(parser, args, explicit, read_config(args.config), str(args.config), ignore={"config"} | PARAMS_EXTRAS)
         checkpoint = None
         if args.resume:
             checkpoint = resume_checkpoint(args)
             params_path = checkpoint.parents[1] / "params.json"
             saved = {k: v for k, v in read_config(params_path).items() if k in vars(args)}
-            merge(parser, args, explicit | RESUME_OVERRIDES, saved, str(params_path))
+            merge(parser, args, explicit | RUN_LOCAL_FLAGS, saved, str(params_path))
             args.out = checkpoint.parents[1]
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
