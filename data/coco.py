@@ -34,6 +34,7 @@ from torch_geometric.data import HeteroData
 from data.cache import BadItem, GraphBuilder, file_digest, folder_digest
 from data.datasets import stored_graph_type
 from graphs.build import build_graph, build_patch_graph
+from graphs.features import square_pixels
 from graphs.masks import Masks
 from graphs.relations import boxes_from_bounds, corners
 from graphs.schema import predicate_id
@@ -170,6 +171,7 @@ class CocoBuilder(GraphBuilder):
         max_relations: geometric relations per image, nearest pairs first.
         graph_type: ``hetero`` or ``patch`` (``homo`` is stored as hetero).
         on_bad: ``error`` or ``skip`` for broken annotations and images.
+        pixels: also store the image at this side (for a pixel model), 0: no.
     """
 
     def __init__(
@@ -184,8 +186,9 @@ class CocoBuilder(GraphBuilder):
         max_relations: int = 20,
         graph_type: str = "hetero",
         on_bad: str = "error",
+        pixels: int = 0,
     ) -> None:
-        self.root, self.split = Path(root), split
+        self.root, self.split, self.pixels = Path(root), split, pixels
         if relations not in ("geometry", "vg"):
             raise ValueError(f"unknown relation source {relations!r}; valid: geometry, vg")
         if relations == "vg" and vg_dir is None:
@@ -241,6 +244,7 @@ class CocoBuilder(GraphBuilder):
             "on_bad": self.on_bad,
             "graph_type": self.graph_type,
             "featurizer": "pixels",
+            "pixels": self.pixels,
         }
 
     def masks_of(self, image_id: int, height: int, width: int) -> tuple[Masks, list[int]]:
@@ -283,6 +287,8 @@ class CocoBuilder(GraphBuilder):
                 boxes = boxes_from_bounds(masks.bounds, masks.height, masks.width)
                 triplets = match_vg_triplets(self.vg.get(image_id, []), boxes)
             graph = build_graph(image, masks, labels, triplets, max_relations=self.max_relations)
+        if self.pixels:
+            graph["image"].pixels = square_pixels(image, self.pixels)
         graph.captions = captions
         return graph, info["file_name"]
 

@@ -13,7 +13,8 @@ from data.cache import GraphBuilder, GraphCache, build_uncached
 from data.store import GraphStore
 from data.synthetic import WORLD_VERSION, make_scene
 from graphs.build import build_graph, build_patch_graph
-from graphs.schema import GRAPH_TYPES
+from graphs.features import square_pixels
+from graphs.schema import GRAPH_TYPES, IMAGE
 from graphs.transforms import DropEdgeTypes, ToHomogeneous
 
 DEFAULT_SIZES = {"train": 8000, "val": 1000, "test": 1000}
@@ -70,9 +71,16 @@ class SyntheticBuilder(GraphBuilder):
     """Graphs of the embedded synthetic world (see data.synthetic)."""
 
     def __init__(
-        self, split: str, size: int, seed: int = 0, canvas: int = 96, graph_type: str = "hetero", patch_grid: int = 8
+        self,
+        split: str,
+        size: int,
+        seed: int = 0,
+        canvas: int = 96,
+        graph_type: str = "hetero",
+        patch_grid: int = 8,
+        pixels: int = 0,
     ) -> None:
-        self.split, self.size, self.seed, self.canvas = split, size, seed, canvas
+        self.split, self.size, self.seed, self.canvas, self.pixels = split, size, seed, canvas, pixels
         self.graph_type, self.patch_grid = stored_graph_type(graph_type), patch_grid
 
     def __len__(self) -> int:
@@ -89,6 +97,7 @@ class SyntheticBuilder(GraphBuilder):
             "graph_type": self.graph_type,
             "patch_grid": self.patch_grid if self.graph_type == "patch" else None,
             "featurizer": "pixels",
+            "pixels": self.pixels,
         }
 
     def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -101,6 +110,8 @@ class SyntheticBuilder(GraphBuilder):
             graph = build_patch_graph(scene.image, self.patch_grid)
         else:
             graph = build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
+        if self.pixels:
+            graph[IMAGE].pixels = square_pixels(scene.image, self.pixels)
         graph.captions = scene.captions
         return graph, f"{self.split}/{index}"
 

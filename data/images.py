@@ -15,6 +15,7 @@ from data.cache import BadItem, GraphBuilder, file_digest, folder_digest
 from data.coco import load_image
 from data.datasets import stored_graph_type
 from graphs.build import build_graph, build_patch_graph
+from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
 from graphs.tokens import SEGMENTERS, ImageTokens, MaskRCNNSource, read_tokens_file, segment_image
 
@@ -117,7 +118,9 @@ class ImageFolderBuilder(GraphBuilder):
         featurizer: Featurizer | None = None,
         max_relations: int | None = 20,
         graph_type: str = "hetero",
+        pixels: int = 0,
     ) -> None:
+        self.pixels = pixels
         self.image_dir = Path(images)
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"image folder {self.image_dir} does not exist")
@@ -140,6 +143,7 @@ class ImageFolderBuilder(GraphBuilder):
             "featurizer": self.featurizer.fingerprint(),
             "max_relations": self.max_relations,
             "graph_type": self.graph_type,
+            "pixels": self.pixels,
         }
 
     def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -154,5 +158,7 @@ class ImageFolderBuilder(GraphBuilder):
             graph = build_patch_graph(image)
         else:
             graph = tokens_to_graph(image, self.source(name, image), self.featurizer, self.max_relations)
+        if self.pixels:
+            graph["image"].pixels = square_pixels(image, self.pixels)
         graph.captions = self.captions[name]
         return graph, name

@@ -43,13 +43,14 @@ class DataOptions:
     use_cache: bool = True
     workers: int = 0
     on_bad: str = "error"
+    pixels: int = 0  # also store each image at this side, for a pixel model (--vision)
 
 
 def make_builder(options: DataOptions, split: str) -> GraphBuilder:
     """The builder of one split (``train``, ``val`` or ``test``) of the chosen dataset."""
     if options.dataset == "synthetic":
         size = {"train": options.train_size, "val": options.val_size}.get(split, options.val_size)
-        return SyntheticBuilder(split, size, options.seed, graph_type=options.graph_type)
+        return SyntheticBuilder(split, size, options.seed, graph_type=options.graph_type, pixels=options.pixels)
     if options.dataset == "coco":
         from data.coco import CocoBuilder
 
@@ -67,6 +68,7 @@ def make_builder(options: DataOptions, split: str) -> GraphBuilder:
             max_relations=options.max_relations,
             graph_type=options.graph_type,
             on_bad=options.on_bad,
+            pixels=options.pixels,
         )
     if options.dataset == "images":
         from data.images import ImageFolderBuilder, TokenSource
@@ -77,7 +79,13 @@ def make_builder(options: DataOptions, split: str) -> GraphBuilder:
         source = TokenSource(options.token_source, options.tokens_file, options.maskrcnn_weights)
         featurizer = Featurizer(options.featurizer, options.backbone, options.backbone_weights)
         return ImageFolderBuilder(
-            options.images, options.captions, source, featurizer, options.max_relations, options.graph_type
+            options.images,
+            options.captions,
+            source,
+            featurizer,
+            options.max_relations,
+            options.graph_type,
+            options.pixels,
         )
     raise ValueError(f"unknown dataset {options.dataset!r}; valid: {', '.join(DATASETS)}")
 

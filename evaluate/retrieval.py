@@ -128,7 +128,10 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
         else args.device
     )
     model = model_from_checkpoint(state).to(device)
-    dataset = open_dataset(data_options(args), args.eval_split)
+    options = data_options(args)
+    if model.config.vision:  # a pixel model reads the images the graphs carry
+        options.pixels = model.config.vision_image_size
+    dataset = open_dataset(options, args.eval_split)
     metrics = retrieval_metrics(*embed_dataset(model, dataset, args.batch_size, device))
     print(f"{args.checkpoint} on {args.dataset} {args.eval_split} ({len(dataset)} images)")
     print(format_table(metrics))

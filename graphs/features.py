@@ -73,3 +73,14 @@ def image_features(image: np.ndarray) -> torch.Tensor:
     """The whole uint8 image downsampled, [1, 3 * IMAGE_GRID**2] (colour planes first)."""
     pooled = box_resize(image, IMAGE_GRID, reducing_gap=2.0).transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(pooled).reshape(1, -1))
+
+
+def square_pixels(image: np.ndarray, size: int) -> torch.Tensor:
+    """The image for a pixel model: shorter side resized to `size`, centre-cropped, [1, 3, size, size] uint8."""
+    pil = Image.fromarray(image_to_uint8(image))
+    scale = size / min(pil.size)
+    width, height = max(size, round(pil.size[0] * scale)), max(size, round(pil.size[1] * scale))
+    pil = pil.resize((width, height), Image.Resampling.BICUBIC)
+    left, top = (width - size) // 2, (height - size) // 2
+    square = np.asarray(pil.crop((left, top, left + size, top + size)))
+    return torch.from_numpy(np.ascontiguousarray(square.transpose(2, 0, 1)))[None]

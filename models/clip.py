@@ -15,6 +15,7 @@ from torch_geometric.data import Data, HeteroData
 
 from models.graph_encoder import GraphEncoder, GraphEncoderConfig
 from models.text import TextEncoder
+from models.vision import PixelEncoder
 
 DEFAULT_CONFIG = "semgraph-tiny"
 
@@ -27,6 +28,8 @@ class GraphCLIPConfig:
     graph: GraphEncoderConfig = field(default_factory=GraphEncoderConfig)
     text: dict = field(default_factory=dict)
     init_logit_scale: float = math.log(1 / 0.07)
+    vision: str | None = None  # timm:NAME: a pixel model instead of the graph encoder
+    vision_image_size: int = 96
 
     @classmethod
     def from_dict(cls, values: dict) -> GraphCLIPConfig:
@@ -40,6 +43,8 @@ class GraphCLIPConfig:
             "graph": self.graph.to_dict(),
             "text": dict(self.text),
             "init_logit_scale": self.init_logit_scale,
+            "vision": self.vision,
+            "vision_image_size": self.vision_image_size,
         }
 
 
@@ -59,13 +64,20 @@ def load_config(name_or_path: str) -> GraphCLIPConfig:
 
 
 class GraphCLIP(nn.Module):
-    """Embeds graphs and texts into one space; returns normalised features and the scale."""
+    """Embeds graphs and texts into one space; returns normalised features and the scale.
+
+    The image side is the graph encoder, or with ``config.vision`` a pixel
+    model reading each graph's stored pixels (the ViT baseline).
+    """
 
     def __init__(self, config: GraphCLIPConfig) -> None:
         super().__init__()
         self.config = config
         config.graph.embed_dim = config.embed_dim
-        self.graph_encoder = GraphEncoder(config.graph)
+        if config.vision:
+            self.graph_encoder = PixelEncoder(config.vision, config.embed_dim, config.vision_image_size)
+        else:
+            self.graph_encoder = GraphEncoder(config.graph)
         self.text_encoder = TextEncoder(config.text, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(config.init_logit_scale))
 

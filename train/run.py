@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--edge-bias", choices=BIAS_MODES, default=None, help="attention bias mode (default: the config's)"
     )
+    model.add_argument("--vision", help="timm:NAME: a pixel model as the image side (e.g. timm:vit_small_patch16_224)")
+    model.add_argument("--vision-image-size", type=int, default=96, help="pixel side for --vision")
     model.add_argument("--text-model", help="an open_clip model name whose text tower to use (e.g. ViT-B-32)")
     model.add_argument(
         "--text-checkpoint", type=Path, help="local weights: a CLIP checkpoint or a text-tower state dict"
@@ -143,6 +145,8 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
         config.graph.edge_bias = args.edge_bias
     if args.text_model:
         config.text = open_clip_text_config(args.text_model)
+    if args.vision:
+        config.vision, config.vision_image_size = args.vision, args.vision_image_size
     model = GraphCLIP(config)
     if args.text_checkpoint:
         load_text_checkpoint(model.text_encoder, args.text_checkpoint)
@@ -191,6 +195,7 @@ class Trainer:
         args, world = self.args, self.world
         seed_everything(args.seed)
         options = data_options(args)
+        options.pixels = args.vision_image_size if args.vision else 0
         if world.is_main:  # one process builds the cache, the others then read it
             self.train_set = open_dataset(options, "train", self.progress)
         barrier(world)

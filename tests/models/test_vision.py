@@ -1,0 +1,55 @@
+import json
+
+import pytest
+import torch
+
+from data import SyntheticGraphs
+from data.datasets import SyntheticBuilder
+from data.loader import GraphLoader
+from data.store import GraphStore
+from evaluate.retrieval import main as retrieval_main
+from models.vision import PixelEncoder
+from train.run import main as train_main
+
+
+def pixel_graphs(count=4, size=32):
+    builder = SyntheticBuilder("val", count, pixels=size)
+    return GraphStore.from_graphs([builder.build(k)[0] for k in range(count)])
+
+
+def test_graphs_carry_square_pixels_when_asked():
+    store = pixel_graphs()
+    assert store[0]["image"].pixels.shape == (1, 3, 32, 32) and store[0]["image"].pixels.dtype == torch.uint8
+    batch = store.collate([0, 2, 3])
+    assert batch["image"].pixels.shape == (3, 3, 32, 32)
+    assert "pixels" not in SyntheticGraphs("val", 2).store[0]["image"]
+
+
+def test_vit_small_on_pixels_embeds_a_batch():
+    encoder = PixelEncoder("timm:vit_small_patch16_224", embed_dim=24, image_size=32).eval()
+    assert encoder.model.embed_dim == 384 and len(encoder.model.blocks) == 12
+    out = encoder(pixel_graphs().collate([0, 1]))
+    assert out.shape == (2, 24) and torch.isfinite(out).all()
+
+
+def test_pixel_encoder_errors():
+    with pytest.raises(ValueError, match="must be timm:NAME"):
+        PixelEncoder("vit_small", 8, 32)
+    with pytest.raises(ValueError, match="timm has no model 'vit_nonsense'"):
+        PixelEncoder("timm:vit_nonsense", 8, 32)
+    encoder = PixelEncoder("timm:resnet10t", 8, 32)
+    with pytest.raises(ValueError, match="carry no image.pixels"):
+        encoder(next(iter(GraphLoader(SyntheticGraphs("val", 2), 2))))
+
+
+def test_the_vit_baseline_trains_and_evaluates_in_the_same_loop(tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"embed_dim": 16, "text": {"context_length": 32, "vocab_size": 49408, "width": 16,
+                                                            "heads": 2, "layers": 1}}))
+    out = tmp_path / "vit"
+    final = train_main(["--vision", "timm:vit_tiny_patch16_224", "--vision-image-size", "32", "--train-size", "32",
+                        "--val-size", "8", "--batch-size", "16", "--epochs", "1", "--model-config", str(config),
+                        "--out", str(out), "--no-progress"])
+    assert final["epoch"] == 1
+    metrics = retrieval_main(["--checkpoint", str(out / "checkpoints" / "latest.pt"), "--val-size", "8"])
+    assert 0 <= metrics["t2i_R@1"] <= 1
