@@ -44,12 +44,33 @@ def test_pixel_encoder_errors():
 
 def test_the_vit_baseline_trains_and_evaluates_in_the_same_loop(tmp_path):
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({"embed_dim": 16, "text": {"context_length": 32, "vocab_size": 49408, "width": 16,
-                                                            "heads": 2, "layers": 1}}))
+    config.write_text(
+        json.dumps(
+            {"embed_dim": 16, "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
+        )
+    )
     out = tmp_path / "vit"
-    final = train_main(["--vision", "timm:vit_tiny_patch16_224", "--vision-image-size", "32", "--train-size", "32",
-                        "--val-size", "8", "--batch-size", "16", "--epochs", "1", "--model-config", str(config),
-                        "--out", str(out), "--no-progress"])
+    final = train_main(
+        [
+            "--vision",
+            "timm:vit_tiny_patch16_224",
+            "--vision-image-size",
+            "32",
+            "--train-size",
+            "32",
+            "--val-size",
+            "8",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--model-config",
+            str(config),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert final["epoch"] == 1
     metrics = retrieval_main(["--checkpoint", str(out / "checkpoints" / "latest.pt"), "--val-size", "8"])
     assert 0 <= metrics["t2i_R@1"] <= 1

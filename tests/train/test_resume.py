@@ -122,3 +122,42 @@ def test_config_file_errors_name_the_file_and_flag(tmp_path, capsys):
 def test_reduced_precision_trains_on_the_cpu(tmp_path, precision):
     final = main(argv(tmp_path, tmp_path / precision, "--precision", precision, "--epochs", "1"))
     assert 0 <= final["t2i_R@1"] <= 1
+
+
+def test_freeze_text_keeps_the_text_tower_and_trains_the_rest(tmp_path):
+    out = tmp_path / "frozen"
+    main(argv(tmp_path, out, "--freeze-text", "--epochs", "1", "--save-every-steps", "1"))
+    first = torch.load(out / "checkpoints" / "step_1.pt", weights_only=True)["model"]
+    last = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)["model"]
+    text = [k for k in last if k.startswith("text_encoder.")]
+    graph = [k for k in last if k.startswith("graph_encoder.") and last[k].is_floating_point()]
+    assert text and all(torch.equal(first[k], last[k]) for k in text)
+    assert any(not torch.equal(first[k], last[k]) for k in graph)
+
+
+def test_text_learning_rate_scale_makes_its_own_parameter_groups():
+    from models import GraphCLIP, load_config
+    from train.loop import make_optimizer
+
+    model = GraphCLIP(load_config("semgraph-tiny"))
+    optimizer = make_optimizer(model, lr=1e-3, weight_decay=0.1, text_lr_scale=0.1)
+    text_ids = {id(p) for p in model.text_encoder.parameters()}
+    for group in optimizer.param_groups:
+        is_text = {id(p) in text_ids for p in group["params"]}
+        assert len(is_text) == 1
+        assert group["lr"] == pytest.approx(1e-4 if is_text.pop() else 1e-3)
+    no_decay = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert id(model.logit_scale) in no_decay and id(model.graph_encoder.norm.weight) in no_decay
+    assert id(model.graph_encoder.head.weight) not in no_decay
+
+
+def test_tensorboard_logging_or_a_clear_message(tmp_path, capsys):
+    out = tmp_path / "tb"
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(SystemExit, match="needs the tensorboard package"):
+            main(argv(tmp_path, out, "--epochs", "1", "--report-to", "tensorboard"))
+    else:
+        main(argv(tmp_path, out, "--epochs", "1", "--report-to", "tensorboard"))
+        assert list((out / "tensorboard").glob("events.out.tfevents.*"))
