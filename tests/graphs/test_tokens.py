@@ -133,3 +133,15 @@ def test_featurizer_choices_are_checked():
         Featurizer("backbone")
     with pytest.raises(ValueError, match="needs per-mask features"):
         Featurizer("precomputed")(np.zeros((4, 4, 3), np.uint8), np.zeros((0, 4, 4), bool))
+
+
+@pytest.mark.slow
+def test_maskrcnn_loads_a_local_weights_file_and_segments(tmp_path, photo):
+    from torchvision.models.detection import maskrcnn_resnet50_fpn
+
+    torch.save(maskrcnn_resnet50_fpn(weights=None, weights_backbone=None).state_dict(), tmp_path / "maskrcnn.pth")
+    source = MaskRCNNSource(tmp_path / "maskrcnn.pth", score_threshold=0.0, max_objects=5)
+    tokens = source(photo)
+    assert tokens.masks.ndim == 3 and tokens.masks.shape[1:] == photo.shape[:2] and len(tokens.masks) <= 5
+    assert len(tokens.labels) == len(tokens.scores) == len(tokens.masks)
+    assert all(mask.any() for mask in tokens.masks)
