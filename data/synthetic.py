@@ -155,16 +155,22 @@ def generate_scene(rng: np.random.Generator, canvas: int = 96, noise: float = 6.
         placed.append((obj, mask))
     if len(placed) < 2:
         raise RuntimeError(f"could not place 2 objects on a {canvas}x{canvas} canvas")
-    objects = [obj for obj, _ in placed]
-    full_masks = np.stack([mask for _, mask in placed])
+    return render_scene([obj for obj, _ in placed], rng, canvas, noise)
+
+
+def render_scene(objects: list[SceneObject], rng: np.random.Generator, canvas: int = 96, noise: float = 6.0) -> Scene:
+    """Draw given objects in order (later ones on top), with their scene graph and captions."""
+    full_masks = np.stack([shape_mask(o.shape, o.centre, SIZES[o.size] * canvas / 96, canvas) for o in objects])
     image = rng.normal(20, noise, size=(canvas, canvas, 3))
-    for obj, mask in placed:  # hosts are placed before what they contain
+    for obj, mask in zip(objects, full_masks, strict=True):
         image[mask] = COLOURS[obj.colour]
     image = np.clip(image + rng.normal(0, noise, size=image.shape), 0, 255).astype(np.uint8)
     visible = full_masks.copy()
-    for k in range(len(placed)):
-        for later in range(k + 1, len(placed)):
+    for k in range(len(objects)):
+        for later in range(k + 1, len(objects)):
             visible[k] &= ~full_masks[later]
+    keep = [k for k in range(len(objects)) if visible[k].any()]
+    objects, visible = [objects[k] for k in keep], visible[keep]
     triplets = geometric_triplets(masks_to_boxes(visible), mask_intersections(visible))
     scene = Scene(image=image, masks=visible, objects=objects, triplets=triplets)
     scene.captions = make_captions(scene, rng)

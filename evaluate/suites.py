@@ -1,0 +1,246 @@
+"""Compositional suites as data, and the synthetic twins of ARO, COCO-Order and Winoground.
+
+A suite is a JSON-lines file, one item per line, of two kinds:
+
+- a choice: one image, several captions, the index of the true one::
+
+    {"id": "rel-12", "subset": "left of", "image": REF, "captions": ["a red circle to the left of a blue square",
+     "a blue square to the left of a red circle"], "answer": 0}
+
+- a Winoground-style pair: two images and two captions, caption k true of image k::
+
+    {"id": "wino-3", "subset": "left of", "images": [REF, REF], "captions": ["...", "..."]}
+
+An image REF is one of
+``{"file": "img.jpg"}`` (relative to the suite file; optional ``"box": [x, y, w, h]`` crops it),
+``{"synthetic": {"seed": 0, "split": "test", "index": 12}}`` (a scene of the world), or
+``{"layout": {"seed": 3, "canvas": 96, "objects": [{"shape": "circle", "colour": "red",
+"size": "small", "centre": [30, 48]}, ...]}}`` (objects drawn where they are told).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from data.synthetic import COLOURS, PHRASES, SHAPES, SIZES, Scene, SceneObject, describe_triplet, make_scene
+from graphs.schema import PREDICATES
+
+SYNTHETIC_SUITES = ("relation-swap", "attribute-swap", "word-order", "winoground-synthetic")
+SYMMETRIC = {"next to", "overlapping", "near"}
+
+
+def read_suite(path: str | Path) -> list[dict]:
+    """Items of a suite file, validated; a bad line names the file and line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"suite file {path} does not exist")
+    items = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
+        check_item(item, where)
+        items.append(item)
+    if not items:
+        raise ValueError(f"{path} holds no items")
+    return items
+
+
+def check_item(item: dict, where: str) -> None:
+    if not isinstance(item, dict) or not isinstance(item.get("captions"), list) or len(item["captions"]) < 2:
+        raise ValueError(f"{where}: an item needs at least two 'captions'")
+    if "images" in item:
+        if len(item["images"]) != 2 or len(item["captions"]) != 2:
+            raise ValueError(f"{where}: a pair item needs exactly two images and two captions")
+    elif "image" in item:
+        answer = item.get("answer")
+        if not isinstance(answer, int) or not 0 <= answer < len(item["captions"]):
+            raise ValueError(f"{where}: 'answer' must index the captions (0..{len(item['captions']) - 1})")
+    else:
+        raise ValueError(f"{where}: an item needs 'image' (a choice) or 'images' (a pair)")
+    for ref in item.get("images", [item.get("image")]):
+        if not isinstance(ref, dict) or not ({"file", "synthetic", "layout"} & ref.keys()):
+            raise ValueError(f"{where}: an image must be {{'file': ...}}, {{'synthetic': ...}} or {{'layout': ...}}")
+
+
+def write_suite(items: list[dict], path: str | Path) -> None:
+    Path(path).write_text("".join(json.dumps(item) + "\n" for item in items))
+
+
+def _unique_phrases(scene: Scene) -> list[bool]:
+    phrases = [obj.phrase for obj in scene.objects]
+    return [phrases.count(p) == 1 for p in phrases]
+
+
+def _scenes(seed: int, split: str = "test") -> Iterator[tuple[int, Scene]]:
+    index = 0
+    while True:
+        yield index, make_scene(seed, split, index)
+        index += 1
+
+
+def relation_swap(count: int = 300, seed: int = 0) -> list[dict]:
+    """The true relation against subject and object swapped (ARO VG-Relation), subsets by predicate."""
+    items = []
+    for index, scene in _scenes(seed):
+        if len(items) == count:
+            break
+        unique = _unique_phrases(scene)
+        candidates = [t for t in scene.triplets if PREDICATES[t[1]] not in SYMMETRIC and unique[t[0]] and unique[t[2]]]
+        if not candidates:
+            continue
+        s, p, o = candidates[index % len(candidates)]
+        true = describe_triplet(scene, (s, p, o))
+        false = describe_triplet(scene, (o, p, s))
+        ref = {"synthetic": {"seed": seed, "split": "test", "index": index}}
+        items.append(
+            {"id": f"rel-{index}", "subset": PREDICATES[p], "image": ref, "captions": [true, false], "answer": 0}
+        )
+    return items
+
+
+def attribute_swap(count: int = 300, seed: int = 0) -> list[dict]:
+    """Two objects with their colours (or sizes) swapped (ARO VG-Attribution)."""
+    items = []
+    for index, scene in _scenes(seed):
+        if len(items) == count:
+            break
+        objects = scene.objects
+        pairs = [
+            (a, b)
+            for a in range(len(objects))
+            for b in range(a + 1, len(objects))
+            if objects[a].shape != objects[b].shape
+        ]
+        rng = np.random.default_rng([seed, index])
+        for k in rng.permutation(len(pairs)).tolist():
+            first, second = objects[pairs[k][0]], objects[pairs[k][1]]
+            attribute = "colour" if first.colour != second.colour else "size" if first.size != second.size else None
+            if attribute is None:
+                continue
+            swapped = [(getattr(second, attribute), first), (getattr(first, attribute), second)]
+            present = {(getattr(o, attribute), o.shape) for o in objects}
+            if any((value, obj.shape) in present for value, obj in swapped):
+                continue  # the swapped description would also be true
+            if attribute == "colour":
+                true = f"a {first.colour} {first.shape} and a {second.colour} {second.shape}"
+                false = f"a {second.colour} {first.shape} and a {first.colour} {second.shape}"
+            else:
+                true = f"a {first.size} {first.shape} and a {second.size} {second.shape}"
+                false = f"a {second.size} {first.shape} and a {first.size} {second.shape}"
+            ref = {"synthetic": {"seed": seed, "split": "test", "index": index}}
+            items.append(
+                {"id": f"attr-{index}", "subset": attribute, "image": ref, "captions": [true, false], "answer": 0}
+            )
+            break
+    return items
+
+
+ADJECTIVES = set(COLOURS) | set(SIZES)
+NOUNS = set(SHAPES)
+
+
+def order_perturbations(caption: str, rng: np.random.Generator) -> list[str] | None:
+    """The four COCO-Order perturbations: shuffle nouns and adjectives; shuffle all
+    other words; shuffle trigrams; shuffle words within each trigram."""
+    words = caption.split()
+    content = [k for k, w in enumerate(words) if w in ADJECTIVES or w in NOUNS]
+    other = [k for k in range(len(words)) if k not in content]
+
+    def shuffle_positions(positions: list[int]) -> list[str]:
+        out = list(words)
+        for k, source in zip(positions, rng.permutation(positions), strict=True):
+            out[k] = words[source]
+        return out
+
+    def trigrams() -> list[list[str]]:
+        return [words[k : k + 3] for k in range(0, len(words), 3)]
+
+    makers = [
+        lambda: shuffle_positions(content),
+        lambda: shuffle_positions(other),
+        lambda: [w for k in rng.permutation(len(trigrams())) for w in trigrams()[k]],
+        lambda: [w for t in trigrams() for w in rng.permutation(t).tolist()],
+    ]
+    out = []
+    for make in makers:
+        for _ in range(20):
+            candidate = " ".join(make())
+            if candidate != caption and candidate not in out:
+                out.append(candidate)
+                break
+        else:
+            return None
+    return out
+
+
+def word_order(count: int = 300, seed: int = 0) -> list[dict]:
+    """A true relation caption against four word-order perturbations of it (COCO-Order)."""
+    items = []
+    for index, scene in _scenes(seed):
+        if len(items) == count:
+            break
+        rng = np.random.default_rng([seed, index, 7])
+        caption = describe_triplet(scene, scene.triplets[0])
+        wrong = order_perturbations(caption, rng)
+        if wrong is None:
+            continue
+        ref = {"synthetic": {"seed": seed, "split": "test", "index": index}}
+        items.append(
+            {"id": f"order-{index}", "subset": "order", "image": ref, "captions": [caption, *wrong], "answer": 0}
+        )
+    return items
+
+
+def winoground_synthetic(count: int = 200, seed: int = 0, canvas: int = 96) -> list[dict]:
+    """Pairs of images that differ only by who is where, with the two captions that say so."""
+    rng = np.random.default_rng([seed, 99])
+    items = []
+    while len(items) < count:
+        first, second = (
+            SceneObject(
+                SHAPES[rng.integers(len(SHAPES))],
+                list(COLOURS)[rng.integers(len(COLOURS))],
+                "small" if rng.random() < 0.5 else "large",
+                (0.0, 0.0),
+            )
+            for _ in range(2)
+        )
+        if first.phrase == second.phrase:
+            continue
+        predicate = "left of" if rng.random() < 0.5 else "above"
+        offset = rng.uniform(18, 26) * canvas / 96
+        along, across = canvas / 2 + rng.uniform(-6, 6), canvas / 2 + rng.uniform(-10, 10)
+        spots = [(along - offset, across), (along + offset, across)]
+        if predicate == "above":
+            spots = [(y, x) for x, y in spots]
+        layouts = []
+        for a, b in ((first, second), (second, first)):
+            objects = [
+                {"shape": o.shape, "colour": o.colour, "size": o.size, "centre": list(map(float, spot))}
+                for o, spot in ((a, spots[0]), (b, spots[1]))
+            ]
+            layouts.append({"layout": {"seed": int(rng.integers(1 << 30)), "canvas": canvas, "objects": objects}})
+        captions = [f"a {a.phrase} {PHRASES[predicate]} a {b.phrase}" for a, b in ((first, second), (second, first))]
+        items.append({"id": f"wino-{len(items)}", "subset": predicate, "images": layouts, "captions": captions})
+    return items
+
+
+def synthetic_suite(name: str, count: int | None = None, seed: int = 0) -> list[dict]:
+    makers = {
+        "relation-swap": relation_swap,
+        "attribute-swap": attribute_swap,
+        "word-order": word_order,
+        "winoground-synthetic": winoground_synthetic,
+    }
+    if name not in makers:
+        raise ValueError(f"unknown suite {name!r}; synthetic suites: {', '.join(SYNTHETIC_SUITES)}, or a .jsonl file")
+    return makers[name](count, seed) if count else makers[name](seed=seed)
