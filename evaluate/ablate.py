@@ -1,0 +1,175 @@
+"""Which relations matter: `python -m evaluate.ablate` trains and scores one row per variant.
+
+Rows: the full hetero graph; each of the seven edge types dropped; the bias
+off (`--edge-bias none`); `--graph-type homo`; `--graph-type patch`. Every
+row uses the same seed, data and budget. Each row is a run directory under
+OUT/rows/; a row whose results exist is reused when the command runs again.
+Writes OUT/ablation.csv, OUT/ablation.json and the chart OUT/ablation.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from evaluate.compositional import evaluate_suite  # noqa: E402
+from graphs.schema import EDGE_TYPES  # noqa: E402
+from train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+
+SUITES = ("relation-swap", "attribute-swap", "word-order", "winoground-synthetic")
+COLUMNS = (
+    "t2i_R@1",
+    "i2t_R@1",
+    "relation-swap",
+    "attribute-swap",
+    "word-order",
+    "wino_text",
+    "wino_image",
+    "wino_group",
+)
+
+
+def variants() -> dict[str, list[str]]:
+    rows = {"full": []}
+    rows.update({f"-{et[1]}": ["--drop-edge-types", et[1]] for et in EDGE_TYPES})
+    rows["bias none"] = ["--edge-bias", "none"]
+    rows["homo"] = ["--graph-type", "homo"]
+    rows["patch"] = ["--graph-type", "patch"]
+    return rows
+
+
+def folder_name(row: str) -> str:
+    return row.replace(" ", "-").replace("-", "minus-", 1) if row.startswith("-") else row.replace(" ", "-")
+
+
+def run_row(name: str, flags: list[str], common: list[str], folder: Path, suite_count: int, seed: int) -> dict:
+    """Train one variant (unless already done) and score it; the row is cached in folder/row.json."""
+    from train.run import main as train_main
+
+    done = folder / "row.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    checkpoint = folder / "checkpoints" / "latest.pt"
+    if checkpoint.exists():
+        final = train_main(["--resume", "latest", "--out", str(folder)])
+    else:
+        final = train_main([*common, *flags, "--out", str(folder)])
+    state = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(state)
+    row = {"row": name, "flags": flags, "t2i_R@1": final["t2i_R@1"], "i2t_R@1": final["i2t_R@1"]}
+    for suite in SUITES:
+        result = evaluate_suite(model, state["params"], suite, torch.device("cpu"), suite_count, seed)
+        if "group" in result:
+            row.update(wino_text=result["text"], wino_image=result["image"], wino_group=result["group"])
+        else:
+            row[suite] = result["macro_acc"] if suite == "relation-swap" else result["acc"]
+    done.write_text(json.dumps(row, indent=2) + "\n")
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    full = rows[0]
+    header = f"{'row':<16}" + "".join(f"{c:>17}" for c in COLUMNS)
+    lines = [header]
+    for row in rows:
+        cells = []
+        for column in COLUMNS:
+            value = 100 * row[column]
+            delta = "" if row is full else f" ({value - 100 * full[column]:+.1f})"
+            cells.append(f"{value:.1f}{delta}".rjust(17))
+        lines.append(f"{row['row']:<16}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def chart(rows: list[dict], path: Path) -> None:
+    """Change against the full model, per metric, one group of bars per row."""
+    shown = ("t2i_R@1", "relation-swap", "attribute-swap", "wino_group")
+    others = rows[1:]
+    fig, ax = plt.subplots(figsize=(max(8, len(others) * 0.9), 4.5), dpi=110)
+    width = 0.8 / len(shown)
+    for k, column in enumerate(shown):
+        deltas = [100 * (row[column] - rows[0][column]) for row in others]
+        ax.bar([i + (k - (len(shown) - 1) / 2) * width for i in range(len(others))], deltas, width, label=column)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(len(others)), [row["row"] for row in others], rotation=30, ha="right")
+    ax.set_ylabel("change against the full hetero model (points)")
+    ax.set_title("edge-type ablation")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluate.ablate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"), help="folder of the rows and the outputs")
+    parser.add_argument("--train-size", type=int, default=4000)
+    parser.add_argument("--val-size", type=int, default=500)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--suite-count", type=int, default=200, help="items per compositional suite")
+    parser.add_argument("--rows", help="comma-separated subset of the rows (default: all)")
+    parser.add_argument("--extra", default="", help="more trainer flags for every row, e.g. '--model-config X.json'")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
+    every = variants()
+    chosen = list(every) if not args.rows else [r.strip() for r in args.rows.split(",")]
+    unknown = [r for r in chosen if r not in every]
+    if unknown:
+        raise SystemExit(f"error: unknown rows {unknown}; rows: {', '.join(every)}")
+    if "full" not in chosen:
+        chosen.insert(0, "full")
+    common = [
+        "--train-size",
+        str(args.train_size),
+        "--val-size",
+        str(args.val_size),
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+        "--no-progress",
+        *args.extra.split(),
+    ]
+    rows = []
+    for name in chosen:
+        print(f"== {name}", flush=True)
+        rows.append(
+            run_row(name, every[name], common, args.out / "rows" / folder_name(name), args.suite_count, args.seed)
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = table(rows)
+    print(text)
+    with open(args.out / "ablation.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", *COLUMNS, *(f"delta_{c}" for c in COLUMNS)])
+        for row in rows:
+            writer.writerow(
+                [row["row"], *(f"{row[c]:.4f}" for c in COLUMNS), *(f"{row[c] - rows[0][c]:+.4f}" for c in COLUMNS)]
+            )
+    (args.out / "ablation.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "ablation.txt").write_text(text + "\n")
+    chart(rows, args.out / "ablation.png")
+    print(f"wrote {args.out / 'ablation.csv'}, {args.out / 'ablation.png'}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
