@@ -1,0 +1,37 @@
+import csv
+import json
+
+from PIL import Image
+
+from evaluate.ablate import main, variants
+from graphs import EDGE_TYPES
+
+
+def test_rows_cover_every_edge_type_the_bias_and_the_graph_types():
+    rows = variants()
+    assert list(rows)[0] == "full" and len(rows) == 1 + len(EDGE_TYPES) + 3
+    assert rows["-subject_of"] == ["--drop-edge-types", "subject_of"]
+    assert rows["bias none"] == ["--edge-bias", "none"] and rows["patch"] == ["--graph-type", "patch"]
+
+
+def test_ablation_writes_table_csv_chart_and_reuses_finished_rows(tmp_path, capsys):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"embed_dim": 16, "graph": {"width": 16, "depth": 1, "heads": 2},
+                                  "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2,
+                                           "layers": 1}}))
+    argv = ["--out", str(tmp_path / "abl"), "--train-size", "32", "--val-size", "8", "--epochs", "1",
+            "--batch-size", "16", "--suite-count", "6", "--rows", "-near,bias none",
+            "--extra", f"--model-config {config}"]
+    rows = main(argv)
+    assert [r["row"] for r in rows] == ["full", "-near", "bias none"]
+    with open(tmp_path / "abl" / "ablation.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["row"] for r in table] == ["full", "-near", "bias none"]
+    assert float(table[0]["delta_t2i_R@1"]) == 0.0
+    assert abs(float(table[1]["delta_relation-swap"]) - (rows[1]["relation-swap"] - rows[0]["relation-swap"])) < 1e-4
+    assert Image.open(tmp_path / "abl" / "ablation.png").size[0] >= 800
+    params = json.loads((tmp_path / "abl" / "rows" / "minus-near" / "params.json").read_text())
+    assert params["drop_edge_types"] == ["near"]
+    stamp = (tmp_path / "abl" / "rows" / "full" / "row.json").stat().st_mtime_ns
+    assert main(argv) == rows  # reused, not retrained
+    assert (tmp_path / "abl" / "rows" / "full" / "row.json").stat().st_mtime_ns == stamp
