@@ -23,6 +23,7 @@ from data.coco import load_image
 from data.datasets import graph_transform
 from data.images import TokenSource, tokens_to_graph
 from data.synthetic import SceneObject, make_scene, render_scene
+from evaluate.benchmarks import BENCHMARKS, load_benchmark
 from evaluate.suites import SYNTHETIC_SUITES, read_suite, synthetic_suite, write_suite
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
@@ -149,12 +150,20 @@ def format_result(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
-def load_items(suite: str, count: int | None, seed: int) -> tuple[list[dict], Path]:
+def load_items(suite: str, count: int | None, seed: int, benchmark_root: Path | None = None) -> tuple[list[dict], Path]:
     if suite in SYNTHETIC_SUITES:
         return synthetic_suite(suite, count, seed), Path.cwd()
+    if suite in BENCHMARKS:
+        if benchmark_root is None:
+            raise ValueError(f"--suite {suite} reads the benchmark's own files: give --benchmark-root DIR")
+        items = load_benchmark(suite, benchmark_root, seed)
+        return (items[:count] if count else items), Path.cwd()
     path = Path(suite)
     if path.suffix != ".jsonl" and not path.exists():
-        raise ValueError(f"unknown suite {suite!r}; synthetic suites: {', '.join(SYNTHETIC_SUITES)}, or a .jsonl file")
+        raise ValueError(
+            f"unknown suite {suite!r}; synthetic suites: {', '.join(SYNTHETIC_SUITES)}; "
+            f"benchmarks: {', '.join(BENCHMARKS)}; or a .jsonl file"
+        )
     items = read_suite(path)
     return (items[:count] if count else items), path.parent
 
@@ -188,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--count", type=int, help="use the first N items")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic suites")
+    parser.add_argument("--benchmark-root", type=Path, help="folder with a real benchmark's files (ARO, ...)")
     parser.add_argument("--token-source", default="felzenszwalb", help="how images named by file are tokenized")
     parser.add_argument("--write-suite", type=Path, help="write the (first) suite as JSON lines and stop")
     parser.add_argument("--output", type=Path, help="JSON file for the results (default: next to the checkpoint)")
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
     try:
         if args.write_suite:
-            items, _ = load_items(args.suite[0], args.count, args.seed)
+            items, _ = load_items(args.suite[0], args.count, args.seed, args.benchmark_root)
             write_suite(items, args.write_suite)
             print(f"wrote {len(items)} items to {args.write_suite}")
             return []

@@ -148,11 +148,18 @@ ADJECTIVES = set(COLOURS) | set(SIZES)
 NOUNS = set(SHAPES)
 
 
-def order_perturbations(caption: str, rng: np.random.Generator) -> list[str] | None:
+def order_perturbations(
+    caption: str, rng: np.random.Generator, content_words: set[str] | None = None
+) -> list[str] | None:
     """The four COCO-Order perturbations: shuffle nouns and adjectives; shuffle all
-    other words; shuffle trigrams; shuffle words within each trigram."""
+    other words; shuffle trigrams; shuffle words within each trigram.
+
+    `content_words` stand for the nouns and adjectives (default: the synthetic
+    world's shapes, colours and sizes). None when a perturbation cannot differ.
+    """
     words = caption.split()
-    content = [k for k, w in enumerate(words) if w in ADJECTIVES or w in NOUNS]
+    content_words = content_words if content_words is not None else ADJECTIVES | NOUNS
+    content = [k for k, w in enumerate(words) if w in content_words]
     other = [k for k in range(len(words)) if k not in content]
 
     def shuffle_positions(positions: list[int]) -> list[str]:

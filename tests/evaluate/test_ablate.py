@@ -16,12 +16,33 @@ def test_rows_cover_every_edge_type_the_bias_and_the_graph_types():
 
 def test_ablation_writes_table_csv_chart_and_reuses_finished_rows(tmp_path, capsys):
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({"embed_dim": 16, "graph": {"width": 16, "depth": 1, "heads": 2},
-                                  "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2,
-                                           "layers": 1}}))
-    argv = ["--out", str(tmp_path / "abl"), "--train-size", "32", "--val-size", "8", "--epochs", "1",
-            "--batch-size", "16", "--suite-count", "6", "--rows", "-near,bias none",
-            "--extra", f"--model-config {config}"]
+    config.write_text(
+        json.dumps(
+            {
+                "embed_dim": 16,
+                "graph": {"width": 16, "depth": 1, "heads": 2},
+                "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
+            }
+        )
+    )
+    argv = [
+        "--out",
+        str(tmp_path / "abl"),
+        "--train-size",
+        "32",
+        "--val-size",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--suite-count",
+        "6",
+        "--rows",
+        "-near,bias none",
+        "--extra",
+        f"--model-config {config}",
+    ]
     rows = main(argv)
     assert [r["row"] for r in rows] == ["full", "-near", "bias none"]
     with open(tmp_path / "abl" / "ablation.csv") as f:
