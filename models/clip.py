@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data, HeteroData
 
 from models.graph_encoder import GraphEncoder, GraphEncoderConfig
+from models.objectives import ClusterHead, TokenPropDecoder
 from models.text import TextEncoder
 from models.vision import PixelEncoder
 
@@ -30,6 +32,8 @@ class GraphCLIPConfig:
     init_logit_scale: float = math.log(1 / 0.07)
     vision: str | None = None  # timm:NAME: a pixel model instead of the graph encoder
     vision_image_size: int = 96
+    tokenprop: bool = False  # a TokenProp decoder (its loss weight is the trainer's)
+    mim_clusters: int = 0  # K > 0: a mask token and a head predicting K-means cluster ids
 
     @classmethod
     def from_dict(cls, values: dict) -> GraphCLIPConfig:
@@ -45,6 +49,8 @@ class GraphCLIPConfig:
             "init_logit_scale": self.init_logit_scale,
             "vision": self.vision,
             "vision_image_size": self.vision_image_size,
+            "tokenprop": self.tokenprop,
+            "mim_clusters": self.mim_clusters,
         }
 
 
@@ -74,12 +80,20 @@ class GraphCLIP(nn.Module):
         super().__init__()
         self.config = config
         config.graph.embed_dim = config.embed_dim
+        config.graph.mask_token = config.mim_clusters > 0
         if config.vision:
             self.graph_encoder = PixelEncoder(config.vision, config.embed_dim, config.vision_image_size)
         else:
             self.graph_encoder = GraphEncoder(config.graph)
         self.text_encoder = TextEncoder(config.text, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(config.init_logit_scale))
+        graph_side = not config.vision
+        self.tokenprop = (
+            TokenPropDecoder(config.graph.node_dims, config.graph.width) if graph_side and config.tokenprop else None
+        )
+        self.cluster_head = (
+            ClusterHead(config.graph.width, config.mim_clusters) if graph_side and config.mim_clusters else None
+        )
 
     def encode_graph(self, batch: Data | HeteroData) -> Tensor:
         return F.normalize(self.graph_encoder(batch), dim=-1)
@@ -87,5 +101,40 @@ class GraphCLIP(nn.Module):
     def encode_text(self, tokens: Tensor) -> Tensor:
         return F.normalize(self.text_encoder(tokens), dim=-1)
 
-    def forward(self, batch: Data | HeteroData, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.encode_graph(batch), self.encode_text(tokens), self.logit_scale.exp().clamp(max=100)
+    def forward(
+        self,
+        batch: Data | HeteroData,
+        tokens: Tensor | None,
+        hidden: Tensor | None = None,
+        cluster_targets: Tensor | None = None,
+    ) -> CLIPOutput:
+        """Normalised image and text features, the scale, and the token objectives asked for.
+
+        `hidden` (bool per object node) with `cluster_targets` (cluster id per
+        hidden node) adds the masked-token loss, from a second pass with those
+        tokens hidden; a TokenProp decoder adds its reconstruction loss.
+        """
+        aux: dict[str, Tensor] = {}
+        if self.config.vision:
+            image = F.normalize(self.graph_encoder(batch), dim=-1)
+        else:
+            encoder = self.graph_encoder
+            dense, valid, index = encoder.encode_tokens(batch)
+            image = F.normalize(encoder.pool_tokens(dense, valid), dim=-1)
+            if self.tokenprop is not None:
+                outputs = dense.reshape(-1, dense.size(-1))[index]
+                inputs = [batch[t].x for t in encoder.node_types]
+                aux["tokenprop"] = self.tokenprop(list(outputs.split([len(x) for x in inputs])), inputs)
+            if hidden is not None and self.cluster_head is not None:
+                masked, _, masked_index = encoder.encode_tokens(batch, hidden)
+                objects = masked.reshape(-1, masked.size(-1))[masked_index[: len(hidden)]]
+                aux["mim"], aux["mim_acc"] = self.cluster_head(objects[hidden], cluster_targets)
+        text = F.normalize(self.text_encoder(tokens), dim=-1) if tokens is not None else None
+        return CLIPOutput(image, text, self.logit_scale.exp().clamp(max=100), aux)
+
+
+class CLIPOutput(NamedTuple):
+    image: Tensor
+    text: Tensor | None
+    scale: Tensor
+    aux: dict

@@ -17,6 +17,7 @@ from torch_geometric.data import Data, HeteroData
 
 from graphs.schema import EDGE_RANK, EDGE_TYPES, FEATURE_DIMS, HOMOGENEOUS_NODE, NODE_TYPES
 from models.attention import Block
+from models.token_norm import make_token_norm
 
 POOLS = ("attention", "mean")
 
@@ -36,6 +37,10 @@ class GraphEncoderConfig:
     num_edge_types: int = len(EDGE_TYPES)
     box_frequencies: int = 6
     pool: str = "attention"
+    token_norm: str = "none"
+    mask_token: bool = False  # a learned token that hides object content (masked-token modelling)
+    moto_entities: int = 8
+    moto_temperature: float = 0.1
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,6 +130,10 @@ class GraphEncoder(nn.Module):
         self.type_embedding = nn.Parameter(torch.zeros(len(self.node_types), config.width))
         nn.init.normal_(self.type_embedding, std=0.02)
         self.box_encoding = BoxEncoding(config.width, config.box_frequencies)
+        self.mask_token = nn.Parameter(torch.randn(config.width) * 0.02) if config.mask_token else None
+        self.token_norm = make_token_norm(
+            config.token_norm, config.width, config.moto_entities, config.moto_temperature
+        )
         self.blocks = nn.ModuleList(
             Block(config.width, config.heads, config.num_edge_types, config.edge_bias, config.mlp_ratio, config.dropout)
             for _ in range(config.depth)
@@ -135,8 +144,14 @@ class GraphEncoder(nn.Module):
         self.pool = AttentionPool(config.width, config.heads) if config.pool == "attention" else None
         self.head = nn.Linear(config.width, config.embed_dim)
 
-    def _typed_tokens(self, batch: Data | HeteroData) -> tuple[list[Tensor], list[Tensor], list[tuple[Tensor, int]]]:
-        """Per node type: embedded tokens and graph ids; edges over concatenated ids with ranks."""
+    def _typed_tokens(
+        self, batch: Data | HeteroData, hidden: Tensor | None = None
+    ) -> tuple[list[Tensor], list[Tensor], list[tuple[Tensor, int]]]:
+        """Per node type: embedded tokens and graph ids; edges over concatenated ids with ranks.
+
+        `hidden` (bool, one per node of the first node type) replaces those
+        tokens' content by the mask token, keeping their type and box (MIM).
+        """
         if isinstance(batch, HeteroData):
             stores = [batch[t] for t in NODE_TYPES]
             starts = torch.tensor([0] + [s.num_nodes for s in stores[:-1]]).cumsum(0).tolist()
@@ -158,7 +173,12 @@ class GraphEncoder(nn.Module):
                 raise ValueError(f"encoder built for node types {self.node_types}, got a homogeneous graph")
         tokens, graph_ids = [], []
         for k, (node_type, store) in enumerate(zip(self.node_types, stores, strict=True)):
-            tokens.append(self.input_proj[node_type](store.x) + self.type_embedding[k] + self.box_encoding(store.box))
+            content = self.input_proj[node_type](store.x)
+            if hidden is not None and k == 0:
+                if self.mask_token is None:
+                    raise ValueError("this encoder has no mask token (build it with mask_token=True)")
+                content = torch.where(hidden.unsqueeze(-1), self.mask_token.to(content.dtype), content)
+            tokens.append(content + self.type_embedding[k] + self.box_encoding(store.box))
             graph_ids.append(
                 store.batch
                 if "batch" in store
@@ -166,8 +186,13 @@ class GraphEncoder(nn.Module):
             )
         return tokens, graph_ids, edges
 
-    def forward(self, batch: Data | HeteroData) -> Tensor:
-        tokens, graph_ids, edges = self._typed_tokens(batch)
+    def encode_tokens(self, batch: Data | HeteroData, hidden: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The transformer's output tokens: (dense [B, N, C], valid [B, N], dense_index [M]).
+
+        `dense.view(-1, C)[dense_index]` lists the outputs in concatenated
+        node-type order (the nodes of the first type first, as in the batch).
+        """
+        tokens, graph_ids, edges = self._typed_tokens(batch, hidden)
         x = torch.cat(tokens)  # [M, C], concatenated by type
         graph = torch.cat(graph_ids)  # [M]
         num_graphs = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
@@ -190,10 +215,17 @@ class GraphEncoder(nn.Module):
         key_padding = key_padding.masked_fill(~valid, float("-inf"))[:, None, None, :]  # [B, 1, 1, N]
         slots = pair_slots(dense_index, edges, num_graphs, num_tokens)
 
+        dense = self.token_norm(dense, valid)
         for block in self.blocks:
             dense = block(dense, slots, key_padding)
-        dense = self.norm(dense)
+        return self.norm(dense), valid, dense_index
+
+    def pool_tokens(self, dense: Tensor, valid: Tensor) -> Tensor:
         if self.pool is not None:
             return self.head(self.pool(dense, valid))
         weights = valid.unsqueeze(-1).to(dense.dtype)
         return self.head((dense * weights).sum(1) / weights.sum(1).clamp(min=1))  # [B, D]
+
+    def forward(self, batch: Data | HeteroData) -> Tensor:
+        dense, valid, _ = self.encode_tokens(batch)
+        return self.pool_tokens(dense, valid)

@@ -6,12 +6,14 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from data.loader import GraphLoader
+from models.objectives import choose_hidden
 
 NO_DECAY = ("logit_scale", "type_embedding", "edge_bias", "query")
 
@@ -76,6 +78,7 @@ def train_epoch(
     after_step: Callable[[int], None] | None = None,
     progress: bool = True,
     description: str = "train",
+    objectives: Objectives | None = None,
 ) -> dict[str, float]:
     """Train over `loader` from its `start`-th batch; call `after_step(batches_done)` after each step.
 
@@ -84,19 +87,29 @@ def train_epoch(
     share of time spent waiting for data (collation included).
     """
     core = getattr(model, "module", model)
+    objectives = objectives or Objectives()
     model.train()
     total_loss, samples, data_wait = 0.0, 0, 0.0
+    aux_totals: dict[str, float] = {}
     start_time = last = time.perf_counter()
     bar = tqdm(
         total=len(loader), initial=start, desc=description, disable=not progress, leave=False, dynamic_ncols=True
     )
     for done, batch in enumerate(loader.iterate(start), start + 1):
-        tokens = core.text_encoder.tokenize(batch.texts)
-        batch, tokens = batch.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
+        tokens = core.text_encoder.tokenize(batch.texts) if objectives.contrastive else None
+        batch = batch.to(device, non_blocking=True)
+        tokens = tokens.to(device, non_blocking=True) if tokens is not None else None
+        hidden, targets = objectives.hide(batch)
         data_wait += time.perf_counter() - last
         with autocast_for(device, precision):
-            image_features, text_features, logit_scale = model(batch, tokens)
-            loss = loss_fn(image_features, text_features, logit_scale)
+            out = model(batch, tokens, hidden, targets)
+            loss = loss_fn(out.image, out.text, out.scale) if objectives.contrastive else out.image.new_zeros(())
+            if "tokenprop" in out.aux:
+                loss = loss + objectives.tokenprop_weight * out.aux["tokenprop"]
+            if "mim" in out.aux:
+                loss = loss + objectives.mim_weight * out.aux["mim"]
+        for key, value in out.aux.items():
+            aux_totals[key] = aux_totals.get(key, 0.0) + value.item() * batch.num_graphs
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -126,8 +139,38 @@ def train_epoch(
             after_step(done)
     bar.close()
     elapsed = max(time.perf_counter() - start_time, 1e-9)
-    return {
+    stats = {
         "train_loss": total_loss / max(samples, 1),
         "samples_per_s": samples / elapsed,
         "data_wait": data_wait / elapsed,
     }
+    stats.update({f"train_{key}": value / max(samples, 1) for key, value in aux_totals.items()})
+    return stats
+
+
+@dataclass
+class Objectives:
+    """What a step optimises besides (or instead of) the contrastive loss.
+
+    Args:
+        contrastive: the CLIP loss against the captions (off for MIM pretraining).
+        tokenprop_weight: lambda of the TokenProp reconstruction loss.
+        mim_weight: weight of the masked-token loss; 0 hides nothing.
+        mim_ratio: the share of each graph's object tokens hidden.
+        centroids: K-means centroids [K, F] whose nearest one is a token's target.
+    """
+
+    contrastive: bool = True
+    tokenprop_weight: float = 0.0
+    mim_weight: float = 0.0
+    mim_ratio: float = 0.75
+    centroids: torch.Tensor | None = None
+    generator: torch.Generator = field(default_factory=lambda: torch.Generator().manual_seed(0))
+
+    def hide(self, batch) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Which object tokens to hide and their cluster targets, or (None, None)."""
+        if not self.mim_weight or self.centroids is None or batch["object"].num_nodes == 0:
+            return None, None
+        hidden = choose_hidden(batch["object"].batch, self.mim_ratio, self.generator)
+        centroids = self.centroids.to(batch["object"].x.device)
+        return hidden, torch.cdist(batch["object"].x[hidden], centroids).argmin(1)

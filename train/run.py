@@ -27,15 +27,17 @@ from torch.nn.parallel import DistributedDataParallel
 
 from data import open_dataset
 from data.cli import add_data_arguments, data_options
-from data.loader import GraphLoader
+from data.clusters import object_clusters
+from data.loader import GraphLoader, epoch_generator
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
 from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
 from models.text import load_text_checkpoint, open_clip_text_config
+from models.token_norm import TOKEN_NORMS
 from train.checkpoint import check_state_fits, load_checkpoint
 from train.config import explicit_flags, merge, read_config
 from train.distributed import World, barrier, close_world, init_world
-from train.loop import make_optimizer, train_epoch, warmup_cosine
+from train.loop import Objectives, make_optimizer, train_epoch, warmup_cosine
 from train.rundir import LOG, RunDir
 
 # Flags a resumed run never takes from its params.json (the others come from it unless given again).
@@ -58,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--edge-bias", choices=BIAS_MODES, default=None, help="attention bias mode (default: the config's)"
     )
+    model.add_argument(
+        "--token-norm",
+        choices=TOKEN_NORMS,
+        default="none",
+        help="normalise each graph's tokens before the transformer: MoTo, layer, batch or none",
+    )
     model.add_argument("--vision", help="timm:NAME: a pixel model as the image side (e.g. timm:vit_small_patch16_224)")
     model.add_argument("--vision-image-size", type=int, default=96, help="pixel side for --vision")
     model.add_argument("--text-model", help="an open_clip model name whose text tower to use (e.g. ViT-B-32)")
@@ -67,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--freeze-text", action="store_true", help="keep the text tower fixed")
     model.add_argument("--text-lr-scale", type=float, default=1.0, help="the text tower's learning rate, relative")
     optim = parser.add_argument_group("optimisation")
+    optim.add_argument(
+        "--objective",
+        choices=("clip", "mim"),
+        default="clip",
+        help="clip: contrastive against captions; mim: masked-token pretraining (ClusterMIM)",
+    )
+    optim.add_argument("--tokenprop-weight", type=float, default=0.0, help="TokenProp reconstruction loss weight")
+    optim.add_argument("--mim-weight", type=float, default=0.0, help="masked-token loss weight beside the CLIP loss")
+    optim.add_argument("--mim-clusters", type=int, default=64, help="K of the K-means token targets")
+    optim.add_argument("--mim-ratio", type=float, default=0.75, help="share of object tokens hidden")
+    optim.add_argument("--init-from", type=Path, help="start the graph encoder from a checkpoint (e.g. MIM-pretrained)")
     optim.add_argument("--epochs", type=int, default=20)
     optim.add_argument("--batch-size", type=int, default=256, help="graphs per step in each process")
     optim.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
@@ -147,12 +166,33 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
         config.text = open_clip_text_config(args.text_model)
     if args.vision:
         config.vision, config.vision_image_size = args.vision, args.vision_image_size
+    config.graph.token_norm = args.token_norm
+    config.tokenprop = args.tokenprop_weight > 0
+    config.mim_clusters = args.mim_clusters if uses_mim(args) else 0
     model = GraphCLIP(config)
+    if args.init_from:
+        init_graph_encoder(model, args.init_from)
     if args.text_checkpoint:
         load_text_checkpoint(model.text_encoder, args.text_checkpoint)
     if args.freeze_text:
         model.text_encoder.requires_grad_(False)
     return model
+
+
+def uses_mim(args: argparse.Namespace) -> bool:
+    return args.objective == "mim" or args.mim_weight > 0
+
+
+def init_graph_encoder(model: GraphCLIP, path: Path) -> None:
+    """Load the graph encoder's weights of another run (MIM pretraining, say)."""
+    state = load_checkpoint(path)["model"]
+    found = {k.removeprefix("graph_encoder."): v for k, v in state.items() if k.startswith("graph_encoder.")}
+    expected = model.graph_encoder.state_dict()
+    check_state_fits(
+        {k: v for k, v in expected.items() if k != "mask_token"}, {k: v for k, v in found.items() if k != "mask_token"}
+    )
+    model.graph_encoder.load_state_dict({**expected, **{k: v for k, v in found.items() if k in expected}})
+    LOG.info("graph encoder initialised from %s", path)
 
 
 def rng_state() -> dict:
@@ -223,6 +263,16 @@ class Trainer:
         self.scheduler = warmup_cosine(self.optimizer, min(args.warmup_steps, max(1, total_steps // 5)), total_steps)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
         self.loss_fn = ClipLoss(local_loss=False, gather_with_grad=True, rank=world.rank, world_size=world.size)
+        self.objectives = Objectives(
+            contrastive=args.objective == "clip",
+            tokenprop_weight=args.tokenprop_weight,
+            mim_weight=1.0 if args.objective == "mim" else args.mim_weight,
+            mim_ratio=args.mim_ratio,
+        )
+        if uses_mim(args):
+            self.objectives.centroids = object_clusters(
+                self.train_set.store, args.mim_clusters, args.seed, args.cache_dir, self.device.type
+            )
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -313,6 +363,7 @@ class Trainer:
         while self.epoch < args.epochs:
             started = time.perf_counter()
             self.loader.set_epoch(self.epoch)
+            self.objectives.generator = epoch_generator(args.seed, self.epoch, 2)
             stats = train_epoch(
                 self.network,
                 self.loader,
@@ -327,6 +378,7 @@ class Trainer:
                 after_step=self.after_step,
                 progress=self.progress,
                 description=f"epoch {self.epoch + 1}/{args.epochs}",
+                objectives=self.objectives,
             )
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
             if self.world.is_main:
