@@ -37,12 +37,25 @@ COLUMNS = (
 )
 
 
-def variants() -> dict[str, list[str]]:
+STUDIES = ("edges", "tokenizer")
+
+
+def variants(study: str = "edges") -> dict[str, list[str]]:
+    """The rows of a study: `edges` (the edge-type ablation) or `tokenizer` (the options of issue [5/6])."""
     rows = {"full": []}
-    rows.update({f"-{et[1]}": ["--drop-edge-types", et[1]] for et in EDGE_TYPES})
-    rows["bias none"] = ["--edge-bias", "none"]
-    rows["homo"] = ["--graph-type", "homo"]
-    rows["patch"] = ["--graph-type", "patch"]
+    if study == "edges":
+        rows.update({f"-{et[1]}": ["--drop-edge-types", et[1]] for et in EDGE_TYPES})
+        rows["bias none"] = ["--edge-bias", "none"]
+        rows["homo"] = ["--graph-type", "homo"]
+        rows["patch"] = ["--graph-type", "patch"]
+    elif study == "tokenizer":
+        rows["moto"] = ["--token-norm", "moto"]
+        rows["layer norm"] = ["--token-norm", "layer"]
+        rows["batch norm"] = ["--token-norm", "batch"]
+        rows["tokenprop 0.5"] = ["--tokenprop-weight", "0.5"]
+        rows["mim 0.5"] = ["--mim-weight", "0.5"]
+    else:
+        raise ValueError(f"unknown study {study!r}; valid: {', '.join(STUDIES)}")
     return rows
 
 
@@ -120,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--suite-count", type=int, default=200, help="items per compositional suite")
+    parser.add_argument(
+        "--study",
+        choices=STUDIES,
+        default="edges",
+        help="edges: drop each edge type, the bias, homo, patch; tokenizer: MoTo, norms, TokenProp, MIM",
+    )
     parser.add_argument("--rows", help="comma-separated subset of the rows (default: all)")
     parser.add_argument("--extra", default="", help="more trainer flags for every row, e.g. '--model-config X.json'")
     return parser
@@ -127,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
-    every = variants()
+    every = variants(args.study)
     chosen = list(every) if not args.rows else [r.strip() for r in args.rows.split(",")]
     unknown = [r for r in chosen if r not in every]
     if unknown:
@@ -157,17 +176,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.out.mkdir(parents=True, exist_ok=True)
     text = table(rows)
     print(text)
-    with open(args.out / "ablation.csv", "w", newline="") as f:
+    stem = "ablation" if args.study == "edges" else f"study-{args.study}"
+    with open(args.out / f"{stem}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["row", *COLUMNS, *(f"delta_{c}" for c in COLUMNS)])
         for row in rows:
             writer.writerow(
                 [row["row"], *(f"{row[c]:.4f}" for c in COLUMNS), *(f"{row[c] - rows[0][c]:+.4f}" for c in COLUMNS)]
             )
-    (args.out / "ablation.json").write_text(json.dumps(rows, indent=2) + "\n")
-    (args.out / "ablation.txt").write_text(text + "\n")
-    chart(rows, args.out / "ablation.png")
-    print(f"wrote {args.out / 'ablation.csv'}, {args.out / 'ablation.png'}")
+    (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / f"{stem}.txt").write_text(text + "\n")
+    chart(rows, args.out / f"{stem}.png")
+    print(f"wrote {args.out / (stem + '.csv')}, {args.out / (stem + '.png')}")
     return rows
 
 
