@@ -102,7 +102,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def chart(rows: list[dict], path: Path) -> None:
+def chart(rows: list[dict], path: Path, title: str = "edge-type ablation") -> None:
     """Change against the full model, per metric, one group of bars per row."""
     shown = ("t2i_R@1", "relation-swap", "attribute-swap", "wino_group")
     others = rows[1:]
@@ -114,7 +114,7 @@ def chart(rows: list[dict], path: Path) -> None:
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(others)), [row["row"] for row in others], rotation=30, ha="right")
     ax.set_ylabel("change against the full hetero model (points)")
-    ax.set_title("edge-type ablation")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             )
     (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.out / f"{stem}.txt").write_text(text + "\n")
-    chart(rows, args.out / f"{stem}.png")
+    chart(rows, args.out / f"{stem}.png", "edge-type ablation" if args.study == "edges" else "tokenizer options")
     print(f"wrote {args.out / (stem + '.csv')}, {args.out / (stem + '.png')}")
     return rows
 
