@@ -65,7 +65,7 @@ def object_clusters(
     store: GraphStore, clusters: int, seed: int = 0, cache_dir: str | Path | None = None, device: str = "cpu"
 ) -> Tensor:
     """K-means centroids of a store's object token features, from the cache when computed before."""
-    features = store.nodes["object/x"]
+    features = store.nodes["object/x"].cpu()
     key = hashlib.sha256(json.dumps([store.meta, clusters, seed], sort_keys=True, default=str).encode()).hexdigest()
     path = Path(cache_dir or default_cache_dir()) / "kmeans" / f"{key[:20]}.pt"
     if path.is_file():

@@ -33,6 +33,9 @@ class GraphLoader:
             `batch_size * world_size` graphs (distributed training).
         pick_caption: give each batch `texts`, one caption per graph, drawn
             per (seed, epoch, graph).
+        caption_tokens: every caption tokenized, with a per-graph pointer
+            (`GraphStore.caption_tokens`); batches then carry `text_tokens`
+            gathered on the device instead of `texts`.
     """
 
     def __init__(
@@ -45,12 +48,14 @@ class GraphLoader:
         rank: int = 0,
         world_size: int = 1,
         pick_caption: bool = False,
+        caption_tokens: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.rank, self.world_size, self.pick_caption = rank, world_size, pick_caption
         self.drop = DropEdgeTypes(dataset.drop_edge_types) if dataset.drop_edge_types else None
         self.epoch = 0
+        self.caption_tokens = caption_tokens  # (tokens, pointer) of a device-resident store
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -81,7 +86,13 @@ class GraphLoader:
             per_rank = -(-len(chunk) // self.world_size)
             indices = chunk[self.rank * per_rank : (self.rank + 1) * per_rank]
             batch = self.batch(indices)
-            if draws is not None:
+            if draws is not None and self.caption_tokens is not None:
+                tokens, pointer = self.caption_tokens
+                index = indices.to(pointer.device)
+                counts = pointer[index + 1] - pointer[index]
+                choice = (draws.to(pointer.device)[index] * counts).long()
+                batch.text_tokens = tokens[pointer[index] + choice]
+            elif draws is not None:
                 captions = self.dataset.store.captions
                 batch.texts = [captions[i][int(draws[i] * len(captions[i]))] for i in indices.tolist()]
             yield batch

@@ -39,7 +39,7 @@ def _gather_rows(ptr: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
     """Row ids of the graphs `index` in a flat tensor with pointer `ptr`, and their counts."""
     starts, counts = ptr[index], ptr[index + 1] - ptr[index]
     offsets = counts.cumsum(0) - counts
-    within = torch.arange(int(counts.sum())) - offsets.repeat_interleave(counts)
+    within = torch.arange(int(counts.sum()), device=ptr.device) - offsets.repeat_interleave(counts)
     return starts.repeat_interleave(counts) + within, counts
 
 
@@ -73,6 +73,7 @@ class GraphStore:
             raise ValueError(f"{len(self.names)} names for {len(captions)} graphs")
         self.meta = meta or {}
         self._bounds: dict[str, list[int]] | None = None
+        self.on_device = False
 
     @classmethod
     def from_graphs(
@@ -145,7 +146,8 @@ class GraphStore:
         """The batch of graphs `indices`, as PyG's `Batch.from_data_list` would make it
         (node rows concatenated, a `batch` vector per node type, edge indices
         offset per graph), built by indexing the flat tensors: no per-graph work."""
-        index = torch.as_tensor(indices, dtype=torch.long)
+        device = self.node_ptr[NODE_TYPES[0]].device
+        index = torch.as_tensor(indices, dtype=torch.long).to(device)
         num_graphs = len(index)
         mapping: dict = {}
         node_offsets = {}
@@ -155,8 +157,8 @@ class GraphStore:
                 attr: self.nodes[_node_key(node_type, attr)][rows]
                 for attr in (key.split("/")[1] for key in self.nodes if key.startswith(node_type + "/"))
             }
-            mapping[node_type]["batch"] = torch.arange(num_graphs).repeat_interleave(counts)
-            mapping[node_type]["ptr"] = _pointer(counts.tolist())
+            mapping[node_type]["batch"] = torch.arange(num_graphs, device=device).repeat_interleave(counts)
+            mapping[node_type]["ptr"] = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
             node_offsets[node_type] = mapping[node_type]["ptr"][:-1]
         for edge_type in EDGE_TYPES:
             key = _edge_key(edge_type)
@@ -165,10 +167,32 @@ class GraphStore:
             edge_index = self.edges[key][:, columns] + shift.repeat_interleave(counts, dim=1)
             mapping[edge_type] = {"edge_index": edge_index}
         batch = HeteroData.from_dict(mapping)
-        batch.captions = [self.captions[k] for k in index.tolist()]
-        batch.name = [self.names[k] for k in index.tolist()]
+        if not self.on_device:  # a device-resident store does no per-graph Python work
+            batch.captions = [self.captions[k] for k in index.tolist()]
+            batch.name = [self.names[k] for k in index.tolist()]
         batch.num_graphs = num_graphs
         return batch
+
+    def to(self, device: torch.device | str) -> GraphStore:
+        """The same graphs with every tensor on `device` (the GPU-resident token store)."""
+        move = {key: value.to(device) for key, value in self.nodes.items()}
+        store = GraphStore(
+            move,
+            {k: v.to(device) for k, v in self.node_ptr.items()},
+            {k: v.to(device) for k, v in self.edges.items()},
+            {k: v.to(device) for k, v in self.edge_ptr.items()},
+            self.captions,
+            self.names,
+            self.meta,
+        )
+        store.on_device = True
+        return store
+
+    def caption_tokens(self, tokenize, device: torch.device | str) -> tuple[Tensor, Tensor]:
+        """Every caption tokenized once: (tokens [total, context] on device, pointer [G + 1] on device)."""
+        flat = [caption for captions in self.captions for caption in captions]
+        pointer = _pointer([len(captions) for captions in self.captions])
+        return tokenize(flat).to(device), pointer.to(device)
 
     def state(self) -> dict:
         return {

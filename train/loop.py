@@ -96,7 +96,12 @@ def train_epoch(
         total=len(loader), initial=start, desc=description, disable=not progress, leave=False, dynamic_ncols=True
     )
     for done, batch in enumerate(loader.iterate(start), start + 1):
-        tokens = core.text_encoder.tokenize(batch.texts) if objectives.contrastive else None
+        if not objectives.contrastive:
+            tokens = None
+        elif "text_tokens" in batch:  # tokenized once, resident with the graphs
+            tokens = batch.text_tokens
+        else:
+            tokens = core.text_encoder.tokenize(batch.texts)
         batch = batch.to(device, non_blocking=True)
         tokens = tokens.to(device, non_blocking=True) if tokens is not None else None
         hidden, targets = objectives.hide(batch)

@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="autocast precision (default: bf16 on CUDA, fp32 on CPU); fp16 adds a grad scaler",
     )
     run.add_argument("--compile", action="store_true", help="torch.compile the model")
+    run.add_argument(
+        "--data-on-device",
+        action="store_true",
+        help="keep every training graph and its tokenized captions on the device; batches are "
+        "assembled there by index, with no per-graph Python work",
+    )
     run.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<graph-type>-<time>)")
     run.add_argument("--resume", help="'latest' (the run in --out) or a checkpoint path: continue exactly")
     run.add_argument("--save-every-steps", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
@@ -243,6 +249,12 @@ class Trainer:
             self.train_set = open_dataset(options, "train", False)
         self.val_set = open_dataset(options, "val", self.progress) if world.is_main else None
         self.model = build_model(args, self.train_set[0]).to(self.device)
+        caption_tokens = None
+        if args.data_on_device:
+            if args.graph_type == "homo":
+                raise ValueError("--data-on-device serves hetero and patch graphs (homo is converted per graph)")
+            caption_tokens = self.train_set.store.caption_tokens(self.model.text_encoder.tokenize, self.device)
+            self.train_set.store = self.train_set.store.to(self.device)
         self.loader = GraphLoader(
             self.train_set,
             args.batch_size,
@@ -252,6 +264,7 @@ class Trainer:
             rank=world.rank,
             world_size=world.size,
             pick_caption=True,
+            caption_tokens=caption_tokens,
         )
         if len(self.loader) == 0:
             raise ValueError(

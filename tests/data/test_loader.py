@@ -1,3 +1,4 @@
+import torch
 from torch_geometric.data import Data
 
 from data import SyntheticGraphs
@@ -46,3 +47,21 @@ def test_homogeneous_batches():
     dataset = GraphDataset(SyntheticGraphs("val", 5).store, "homo")
     batch = next(iter(GraphLoader(dataset, 5)))
     assert isinstance(batch, Data) and batch.num_graphs == 5 and len(batch.captions) == 5
+
+
+def test_device_resident_batches_match_and_carry_tokenized_captions():
+    from models.text import TextEncoder
+
+    dataset = SyntheticGraphs("val", 10)
+    encoder = TextEncoder({"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}, 8)
+    host = GraphLoader(dataset, 4, shuffle=True, seed=1, pick_caption=True)
+    tokens = dataset.store.caption_tokens(encoder.tokenize, "cpu")
+    resident_set = GraphDataset(dataset.store.to("cpu"), "hetero")
+    resident = GraphLoader(resident_set, 4, shuffle=True, seed=1, pick_caption=True, caption_tokens=tokens)
+    for a, b in zip(host, resident, strict=True):
+        assert torch.equal(a["object"].x, b["object"].x)
+        assert torch.equal(
+            a["relation", "has_object", "object"].edge_index, b["relation", "has_object", "object"].edge_index
+        )
+        assert torch.equal(encoder.tokenize(a.texts), b.text_tokens)
+        assert "captions" not in b

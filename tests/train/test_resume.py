@@ -161,3 +161,9 @@ def test_tensorboard_logging_or_a_clear_message(tmp_path, capsys):
     else:
         main(argv(tmp_path, out, "--epochs", "1", "--report-to", "tensorboard"))
         assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_data_on_device_trains_exactly_like_the_host_path(tmp_path):
+    host = main(argv(tmp_path, tmp_path / "host", "--epochs", "2"))
+    resident = main(argv(tmp_path, tmp_path / "resident", "--epochs", "2", "--data-on-device"))
+    assert resident == host
