@@ -80,6 +80,7 @@ def test_a_run_killed_by_a_signal_resumes_to_the_same_metrics(tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    process.stderr.close()
     state = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)
     assert 4 <= state["step"] < 9 and not (out / "checkpoints" / "epoch_3.pt").exists(), "killed in the middle"
     resumed = main(["--resume", "latest", "--out", str(out), "--no-progress"])
