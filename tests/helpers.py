@@ -111,3 +111,42 @@ def write_coco(root, split: str = "val2017", corrupt: tuple[int, ...] = (), extr
         json.dumps({"images": images, "annotations": captions})
     )
     return names
+
+
+TINY_TEXT = {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}
+TINY_MODEL = {"embed_dim": 16, "graph": {"width": 16, "depth": 1, "heads": 2}, "text": TINY_TEXT}
+
+
+def write_tiny_config(folder, **overrides):
+    """A model config small enough to train in a second; returns its path."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / "tiny.json"
+    path.write_text(json.dumps({**TINY_MODEL, **overrides}))
+    return path
+
+
+def train_tiny(folder, out, *extra, size: int = 32):
+    """One epoch of the tiny model on `size` synthetic scenes, written to `out`; returns the final metrics."""
+    from train.run import main
+
+    config = write_tiny_config(folder)
+    return main(
+        [
+            "--train-size",
+            str(size),
+            "--val-size",
+            "8",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--model-config",
+            str(config),
+            "--out",
+            str(out),
+            "--no-progress",
+            *extra,
+        ]
+    )

@@ -1,6 +1,7 @@
 import csv
 import json
 
+from helpers import write_tiny_config
 from PIL import Image
 
 from evaluate.ablate import main, variants
@@ -15,16 +16,7 @@ def test_rows_cover_every_edge_type_the_bias_and_the_graph_types():
 
 
 def test_ablation_writes_table_csv_chart_and_reuses_finished_rows(tmp_path, capsys):
-    config = tmp_path / "tiny.json"
-    config.write_text(
-        json.dumps(
-            {
-                "embed_dim": 16,
-                "graph": {"width": 16, "depth": 1, "heads": 2},
-                "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-            }
-        )
-    )
+    config = write_tiny_config(tmp_path)
     argv = [
         "--out",
         str(tmp_path / "abl"),

@@ -2,39 +2,15 @@ import json
 
 import pytest
 import torch
+from helpers import train_tiny
 
 from evaluate.retrieval import main as retrieval_main
-from train.run import main as train_main
-
-TINY = {
-    "embed_dim": 16,
-    "graph": {"width": 16, "depth": 1, "heads": 2},
-    "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-}
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
-    config = root / "tiny.json"
-    config.write_text(json.dumps(TINY))
-    train_main(
-        [
-            "--train-size",
-            "32",
-            "--val-size",
-            "8",
-            "--batch-size",
-            "16",
-            "--epochs",
-            "1",
-            "--model-config",
-            str(config),
-            "--out",
-            str(root / "run"),
-            "--no-progress",
-        ]
-    )
+    train_tiny(root, root / "run")
     return root / "run" / "checkpoints" / "latest.pt"
 
 

@@ -98,37 +98,9 @@ def test_suite_files_round_trip_and_bad_lines_name_the_line(tmp_path):
 
 
 def test_compositional_cli_on_a_trained_checkpoint_and_a_suite_file(tmp_path, capsys):
-    from train.run import main as train_main
+    from helpers import train_tiny
 
-    config = tmp_path / "tiny.json"
-    config.write_text(
-        json.dumps(
-            {
-                "embed_dim": 16,
-                "graph": {"width": 16, "depth": 1, "heads": 2},
-                "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-            }
-        )
-    )
-    train_main(
-        [
-            "--train-size",
-            "32",
-            "--val-size",
-            "8",
-            "--batch-size",
-            "16",
-            "--epochs",
-            "1",
-            "--model-config",
-            str(config),
-            "--out",
-            str(tmp_path / "run"),
-            "--no-progress",
-            "--drop-edge-types",
-            "near",
-        ]
-    )
+    train_tiny(tmp_path, tmp_path / "run", "--drop-edge-types", "near")
     suite = tmp_path / "mine.jsonl"
     compositional_main(["--suite", "winoground-synthetic", "--count", "6", "--write-suite", str(suite)])
     checkpoint = str(tmp_path / "run" / "checkpoints" / "latest.pt")

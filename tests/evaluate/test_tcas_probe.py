@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 
@@ -44,36 +42,11 @@ def test_probe_learns_a_separable_label():
 
 
 def test_probe_of_a_trained_checkpoint(tmp_path):
-    from train.checkpoint import load_checkpoint, model_from_checkpoint
-    from train.run import main
+    from helpers import train_tiny
 
-    config = tmp_path / "tiny.json"
-    config.write_text(
-        json.dumps(
-            {
-                "embed_dim": 16,
-                "graph": {"width": 16, "depth": 1, "heads": 2},
-                "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-            }
-        )
-    )
-    main(
-        [
-            "--train-size",
-            "32",
-            "--val-size",
-            "8",
-            "--batch-size",
-            "16",
-            "--epochs",
-            "1",
-            "--model-config",
-            str(config),
-            "--out",
-            str(tmp_path / "run"),
-            "--no-progress",
-        ]
-    )
+    from train.checkpoint import load_checkpoint, model_from_checkpoint
+
+    train_tiny(tmp_path, tmp_path / "run")
     model = model_from_checkpoint(load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt"))
     result = run_probe(model, SyntheticGraphs("train", 80), SyntheticGraphs("test", 40))
     assert set(result) == {"image_probe_acc", "image_majority", "object_probe_acc"}

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import square_masks
+from helpers import square_masks, write_tiny_config
 from torch_geometric.data import Batch
 
 from data import SyntheticGraphs
@@ -96,16 +96,7 @@ def test_object_clusters_are_cached(tmp_path):
 def test_mim_pretraining_then_init_from(tmp_path):
     from train.run import main
 
-    config = tmp_path / "tiny.json"
-    config.write_text(
-        json.dumps(
-            {
-                "embed_dim": 16,
-                "graph": {"width": 16, "depth": 1, "heads": 2},
-                "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-            }
-        )
-    )
+    config = write_tiny_config(tmp_path)
     common = [
         "--train-size",
         "32",

@@ -1,7 +1,6 @@
-import json
-
 import pytest
 import torch
+from helpers import write_tiny_config
 
 from data import SyntheticGraphs
 from data.datasets import SyntheticBuilder
@@ -43,12 +42,7 @@ def test_pixel_encoder_errors():
 
 
 def test_the_vit_baseline_trains_and_evaluates_in_the_same_loop(tmp_path):
-    config = tmp_path / "tiny.json"
-    config.write_text(
-        json.dumps(
-            {"embed_dim": 16, "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1}}
-        )
-    )
+    config = write_tiny_config(tmp_path)
     out = tmp_path / "vit"
     final = train_main(
         [

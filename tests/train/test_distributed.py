@@ -1,20 +1,14 @@
 """Two processes on the CPU (gloo) take the same step as one process on the same global batch."""
 
-import json
 import os
 import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+from helpers import write_tiny_config
 
 from train.run import main
-
-TINY = {
-    "embed_dim": 16,
-    "graph": {"width": 16, "depth": 1, "heads": 2},
-    "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-}
 
 
 def argv(root, out, batch_size):
@@ -56,7 +50,7 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_two_processes_step_like_one_process_on_the_global_batch(tmp_path):
-    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    write_tiny_config(tmp_path)
     main(argv(tmp_path, tmp_path / "single", batch_size=8))  # also builds the graph cache
     mp.start_processes(worker, args=(2, free_port(), tmp_path), nprocs=2, start_method="spawn")
     single = torch.load(tmp_path / "single" / "checkpoints" / "latest.pt", weights_only=True)

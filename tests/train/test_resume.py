@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_MODEL
 
 from train.run import main
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {
-    "embed_dim": 16,
-    "graph": {"width": 16, "depth": 1, "heads": 2},
-    "text": {"context_length": 32, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
-}
+TINY = TINY_MODEL
 
 
 def argv(tmp_path, out, *extra):

@@ -2,14 +2,11 @@ import json
 
 import pytest
 import torch
+from helpers import TINY_MODEL
 
 from train.run import build_parser, main
 
-TINY = {
-    "embed_dim": 32,
-    "graph": {"width": 32, "depth": 2, "heads": 2},
-    "text": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
+TINY = TINY_MODEL
 
 
 @pytest.fixture
@@ -53,7 +50,7 @@ def test_short_training_lowers_the_loss_and_writes_the_run_directory(tmp_path, t
         assert 0.0 <= records[-1][key] <= 1.0
         assert final[key] == records[-1][key]
     params = json.loads((out / "params.json").read_text())
-    assert params["graph_type"] == "hetero" and params["model"]["graph"]["width"] == 32
+    assert params["graph_type"] == "hetero" and params["model"]["graph"]["width"] == 16
     assert "epoch 6" in (out / "out.log").read_text()
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert checkpoints == [f"epoch_{k}.pt" for k in range(1, 7)] + ["latest.pt"]
