@@ -30,6 +30,7 @@ from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
 from models import GraphCLIP
 from train.checkpoint import load_checkpoint, model_from_checkpoint
+from train.distributed import device_from_flag
 
 
 class RefGraphs:
@@ -176,8 +177,9 @@ def evaluate_suite(
     count: int | None = None,
     seed: int = 0,
     token_source: str = "felzenszwalb",
+    benchmark_root: Path | None = None,
 ) -> dict:
-    items, root = load_items(suite, count, seed)
+    items, root = load_items(suite, count, seed, benchmark_root)
     images, texts = embed_items(model, items, RefGraphs(model, params, root, token_source), device)
     return {"suite": suite, **score(items, images, texts)}
 
@@ -216,16 +218,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if args.checkpoint is None:
             raise ValueError("--checkpoint is required to evaluate")
         state = load_checkpoint(args.checkpoint)
-        device = torch.device(
-            "cuda"
-            if args.device == "auto" and torch.cuda.is_available()
-            else "cpu"
-            if args.device == "auto"
-            else args.device
-        )
+        device = device_from_flag(args.device)
         model = model_from_checkpoint(state).to(device)
         results = [
-            evaluate_suite(model, state.get("params", {}), suite, device, args.count, args.seed, args.token_source)
+            evaluate_suite(
+                model,
+                state.get("params", {}),
+                suite,
+                device,
+                args.count,
+                args.seed,
+                args.token_source,
+                args.benchmark_root,
+            )
             for suite in args.suite
         ]
     except (FileNotFoundError, ValueError) as error:

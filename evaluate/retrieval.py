@@ -23,6 +23,7 @@ from data.datasets import GraphDataset
 from data.loader import GraphLoader
 from data.sources import open_dataset
 from train.checkpoint import load_checkpoint, model_from_checkpoint
+from train.distributed import device_from_flag
 
 KS = (1, 5, 10)
 
@@ -120,13 +121,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
     params = state.get("params", {})
     if args.graph_type != params.get("graph_type", args.graph_type):
         raise SystemExit(f"the checkpoint was trained on {params['graph_type']} graphs, not {args.graph_type}")
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else "cpu"
-        if args.device == "auto"
-        else args.device
-    )
+    device = device_from_flag(args.device)
     model = model_from_checkpoint(state).to(device)
     options = data_options(args)
     if model.config.vision:  # a pixel model reads the images the graphs carry

@@ -49,3 +49,12 @@ def close_world(world: World) -> None:
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()
+
+
+def device_from_flag(name: str, local_rank: int = 0) -> torch.device:
+    """`--device auto|cpu|cuda` -> a device; auto picks CUDA when present."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda was asked for but CUDA is not available on this machine")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(f"cuda:{local_rank}") if name == "cuda" else torch.device("cpu")

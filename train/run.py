@@ -36,7 +36,7 @@ from models.text import load_text_checkpoint, open_clip_text_config
 from models.token_norm import TOKEN_NORMS
 from train.checkpoint import check_state_fits, load_checkpoint
 from train.config import explicit_flags, merge, read_config
-from train.distributed import World, barrier, close_world, init_world
+from train.distributed import World, barrier, close_world, device_from_flag, init_world
 from train.loop import Objectives, make_optimizer, train_epoch, warmup_cosine
 from train.rundir import LOG, RunDir
 
@@ -149,14 +149,6 @@ def resume_checkpoint(args: argparse.Namespace) -> Path:
     return path
 
 
-def resolve_device(name: str, world: World) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda was asked for but CUDA is not available on this machine")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(f"cuda:{world.local_rank}") if name == "cuda" else torch.device("cpu")
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -225,7 +217,7 @@ class Trainer:
 
     def __init__(self, args: argparse.Namespace, world: World, checkpoint: Path | None) -> None:
         self.args, self.world = args, world
-        self.device = resolve_device(args.device, world)
+        self.device = device_from_flag(args.device, world.local_rank)
         self.precision = args.precision or ("bf16" if self.device.type == "cuda" else "fp32")
         self.progress = not args.no_progress and world.is_main
         out = args.out or Path("runs") / f"{args.graph_type}-{time.strftime('%Y%m%d-%H%M%S')}"

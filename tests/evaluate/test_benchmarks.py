@@ -126,3 +126,30 @@ def test_benchmark_images_become_graphs_and_score(root):
     images = {json.dumps(item["image"], sort_keys=True): torch.tensor([1.0, 0.0])}
     texts = {item["captions"][0]: torch.tensor([1.0, 0.0]), item["captions"][1]: torch.tensor([0.0, 1.0])}
     assert score([item], images, texts)["acc"] == 1.0
+
+
+def test_compositional_cli_scores_a_benchmark_folder(root, tmp_path, capsys):
+    from helpers import train_tiny
+
+    from evaluate.compositional import main
+
+    train_tiny(tmp_path, tmp_path / "run")
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "latest.pt")
+    results = main(
+        [
+            "--checkpoint",
+            checkpoint,
+            "--suite",
+            "winoground",
+            "--suite",
+            "sugarcrepe",
+            "--benchmark-root",
+            str(root),
+            "--token-source",
+            "slic",
+        ]
+    )
+    assert results[0]["items"] == 2 and "group" in results[0]
+    assert set(results[1]["subsets"]) == {"swap_att", "replace_rel"}
+    with pytest.raises(SystemExit, match="give --benchmark-root"):
+        main(["--checkpoint", checkpoint, "--suite", "winoground"])
