@@ -25,6 +25,7 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
+from data.mmap_store import consolidate, is_consolidated, load_mmap
 from data.store import GraphStore
 from graphs.schema import SCHEMA_VERSION
 
@@ -198,6 +199,7 @@ class GraphCache:
         on_bad: str = "error",
         progress: bool = True,
         description: str = "building graphs",
+        mmap: bool = False,
     ) -> tuple[GraphStore, BuildReport]:
         """Return every graph of `builder`, building the shards that are missing or broken."""
         fingerprint = builder.fingerprint()
@@ -221,14 +223,22 @@ class GraphCache:
                 build_shard(builder, shard, start, stop, folder, on_bad)
                 bar.update(stop - start)
         bar.close()
-        stores, skipped = [], []
+        stores, skipped, digests = [], [], []
         for k, start, stop in bounds:
             sidecar = _valid_shard(folder, k, start, stop)
             if sidecar is None:
                 raise RuntimeError(f"cache shard {k} of {folder} did not build correctly")
-            stores.append(GraphStore.load(folder / f"shard_{k:05d}.pt"))
+            if not mmap:
+                stores.append(GraphStore.load(folder / f"shard_{k:05d}.pt"))
             skipped.extend(sidecar["skipped"])
-        store = GraphStore.concat(stores) if stores else GraphStore.from_graphs([])
+            digests.append(sidecar["sha256"])
+        if mmap and bounds:
+            if not is_consolidated(folder / "mmap", digests):
+                shards = [folder / f"shard_{k:05d}.pt" for k, _, _ in bounds]
+                consolidate(shards, folder / "mmap", digests)
+            store = load_mmap(folder / "mmap", fingerprint)
+        else:
+            store = GraphStore.concat(stores) if stores else GraphStore.from_graphs([])
         store.meta = fingerprint
         if skipped:
             LOG.warning("skipped %d of %d items (%s); first: %s", len(skipped), total, folder, skipped[0]["reason"])

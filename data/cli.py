@@ -69,6 +69,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--backbone-weights", help="local weights of the backbone")
     data.add_argument("--cache-dir", help="graph cache folder (default $SEMGRAPH_CACHE or ~/.cache/semgraph/graphs)")
     data.add_argument("--no-cache", action="store_true", help="build graphs in memory, write nothing")
+    data.add_argument(
+        "--mmap",
+        action="store_true",
+        help="memory-map the cached graphs instead of loading them: datasets larger than memory train",
+    )
     data.add_argument("--workers", type=int, default=0, help="processes building graphs (0: this one)")
     data.add_argument(
         "--on-bad-image",

@@ -123,11 +123,15 @@ def load_graphs(
     workers: int = 0,
     on_bad: str = "error",
     progress: bool = True,
+    mmap: bool = False,
 ) -> GraphStore:
-    """The builder's graphs, from the cache when `use_cache` (building what is missing)."""
+    """The builder's graphs, from the cache when `use_cache` (building what is missing);
+    `mmap` maps them from disk instead of loading them into memory."""
     if not use_cache:
+        if mmap:
+            raise ValueError("memory-mapped graphs live in the cache: --mmap needs the cache (drop --no-cache)")
         return build_uncached(builder, on_bad)
-    store, _ = GraphCache(cache_dir).load_or_build(builder, workers, on_bad, progress)
+    store, _ = GraphCache(cache_dir).load_or_build(builder, workers, on_bad, progress, mmap=mmap)
     return store
 
 

@@ -44,6 +44,7 @@ class DataOptions:
     workers: int = 0
     on_bad: str = "error"
     pixels: int = 0  # also store each image at this side, for a pixel model (--vision)
+    mmap: bool = False  # map the cached graphs from disk (datasets larger than memory)
 
 
 def make_builder(options: DataOptions, split: str) -> GraphBuilder:
@@ -104,7 +105,9 @@ def hold_out(store: GraphStore, split: str, fraction: float) -> GraphStore:
 def open_dataset(options: DataOptions, split: str, progress: bool = True) -> GraphDataset:
     """The graphs of one split, built or loaded from the cache, with the run's transform."""
     builder = make_builder(options, "train" if options.dataset == "images" else split)
-    store = load_graphs(builder, options.cache_dir, options.use_cache, options.workers, options.on_bad, progress)
+    store = load_graphs(
+        builder, options.cache_dir, options.use_cache, options.workers, options.on_bad, progress, options.mmap
+    )
     if options.dataset == "images":
         store = hold_out(store, split, options.val_fraction)
     if len(store) == 0:

@@ -99,13 +99,7 @@ class GraphStore:
         if len(stores) == 1:
             return stores[0]
         first = stores[0]
-
-        def chain(pointers: list[Tensor]) -> Tensor:
-            out, offset = [torch.zeros(1, dtype=torch.long)], 0
-            for ptr in pointers:
-                out.append(ptr[1:] + offset)
-                offset += int(ptr[-1])
-            return torch.cat(out)
+        chain = cls.concat_pointers
 
         nodes = {k: torch.cat([s.nodes[k] for s in stores]) for k in first.nodes}
         edges = {k: torch.cat([s.edges[k] for s in stores], dim=1) for k in first.edges}
@@ -114,6 +108,15 @@ class GraphStore:
         captions = [c for s in stores for c in s.captions]
         names = [n for s in stores for n in s.names]
         return cls(nodes, node_ptr, edges, edge_ptr, captions, names, dict(first.meta))
+
+    @staticmethod
+    def concat_pointers(pointers: Sequence[Tensor]) -> Tensor:
+        """One pointer array for stores laid end to end."""
+        out, offset = [torch.zeros(1, dtype=torch.long)], 0
+        for ptr in pointers:
+            out.append(ptr[1:] + offset)
+            offset += int(ptr[-1])
+        return torch.cat(out)
 
     def __len__(self) -> int:
         return len(self.captions)

@@ -79,3 +79,31 @@ def test_workers_build_the_same_graphs(tmp_path):
 def test_base_builder_is_abstract():
     with pytest.raises(NotImplementedError):
         len(GraphBuilder())
+
+
+def test_memory_mapped_store_serves_the_same_batches(tmp_path):
+    import torch
+
+    cache = GraphCache(tmp_path, shard_size=4)
+    in_memory, _ = cache.load_or_build(SyntheticBuilder("val", 10), progress=False)
+    mapped, _ = cache.load_or_build(SyntheticBuilder("val", 10), progress=False, mmap=True)
+    assert len(list((cache.folder(SyntheticBuilder("val", 10)) / "mmap").glob("*.npy"))) == len(mapped.nodes) + 7
+    order = [7, 0, 3, 9, 9, 2]
+    a, b = in_memory.collate(order), mapped.collate(order)
+    for key in in_memory.nodes:
+        node_type, attr = key.split("/")
+        assert torch.equal(a[node_type][attr], b[node_type][attr]), key
+    assert a.captions == b.captions and mapped.names == in_memory.names
+    for k in (0, 9):
+        assert torch.equal(mapped[k]["relation"].x, in_memory[k]["relation"].x)
+
+
+def test_a_rebuilt_shard_keeps_the_map_whole(tmp_path):
+    cache = GraphCache(tmp_path, shard_size=4)
+    cache.load_or_build(SyntheticBuilder("val", 10), progress=False, mmap=True)
+    folder = cache.folder(SyntheticBuilder("val", 10))
+    (folder / "shard_00001.json").unlink()
+    again = CountingBuilder(10)
+    again.fingerprint = SyntheticBuilder("val", 10).fingerprint
+    store, report = cache.load_or_build(again, progress=False, mmap=True)
+    assert report.rebuilt_shards == 1 and len(store) == 10
