@@ -11,7 +11,8 @@
    `torch_geometric.utils.softmax`, and against PyG's TransformerConv on the
    graphs' own edges;
 3. scaling of the small default encoder with tokens per graph (16..256) and
-   batch size, samples/s and the peak memory of the step.
+   batch size: samples/s and the peak resident memory of a fresh process
+   running that step alone.
 
 Method: every configuration runs 3 warm-up steps, then the median of 10 timed
 steps (`time.perf_counter`, after the step's last op); one process, all cores.
@@ -22,9 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
 import torch
@@ -175,28 +176,37 @@ def attention_variants(batch: int, tokens: int, width: int = 128, heads: int = 4
     return results
 
 
+def scaling_point(tokens: int, batch: int) -> dict:
+    """One scaling configuration; run in a fresh process so that its peak resident memory is its own."""
+    import resource
+
+    generator = torch.Generator().manual_seed(0)
+    encoder = GraphEncoder(GraphEncoderConfig())
+    graphs = Batch.from_data_list([synthetic_graph(tokens, generator) for _ in range(batch)])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    seconds = timed_steps(train_step(encoder, graphs, torch.optim.AdamW(encoder.parameters(), 1e-4)), 2, 5)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "tokens": tokens,
+        "batch": batch,
+        "samples_per_s": batch / seconds,
+        "peak_rss_mb": peak / 1024,
+        "step_rss_growth_mb": (peak - before) / 1024,
+        "attention_matrix_mb_per_layer": batch * 4 * tokens * tokens * 4 / 2**20,
+    }
+
+
 def scaling(token_counts: list[int], batches: list[int]) -> list[dict]:
     rows = []
-    generator = torch.Generator().manual_seed(0)
     for tokens in token_counts:
         for batch in batches:
-            encoder = GraphEncoder(GraphEncoderConfig())
-            graphs = Batch.from_data_list([synthetic_graph(tokens, generator) for _ in range(batch)])
-            step = train_step(encoder, graphs, torch.optim.AdamW(encoder.parameters(), 1e-4))
-            seconds = timed_steps(step, warmup=2, repeats=5)
-            tracemalloc.start()
-            step()
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-            rows.append(
-                {
-                    "tokens": tokens,
-                    "batch": batch,
-                    "samples_per_s": batch / seconds,
-                    "peak_python_alloc_mb": peak / 2**20,
-                    "attention_matrix_mb": batch * 4 * tokens * tokens * 4 / 2**20,
-                }
+            done = subprocess.run(
+                [sys.executable, __file__, "--scaling-point", str(tokens), str(batch)],
+                capture_output=True,
+                text=True,
+                check=True,
             )
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -249,8 +259,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--scaling-point", type=int, nargs=2, metavar=("TOKENS", "BATCH"), help=argparse.SUPPRESS)
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: vit,profile,attention,scaling")
     args = parser.parse_args(argv)
+    if args.scaling_point:
+        print(json.dumps(scaling_point(*args.scaling_point)))
+        return {}
     skip = set(args.skip.split(","))
     results = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     if "vit" not in skip:
