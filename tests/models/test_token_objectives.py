@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import square_masks, write_tiny_config
+from helpers import square_masks, train_tiny
 from torch_geometric.data import Batch
 
 from data import SyntheticGraphs
@@ -94,29 +94,14 @@ def test_object_clusters_are_cached(tmp_path):
 
 
 def test_mim_pretraining_then_init_from(tmp_path):
-    from train.run import main
-
-    config = write_tiny_config(tmp_path)
-    common = [
-        "--train-size",
-        "32",
-        "--val-size",
-        "8",
-        "--batch-size",
-        "16",
-        "--epochs",
-        "1",
-        "--model-config",
-        str(config),
-        "--no-progress",
-    ]
-    main([*common, "--objective", "mim", "--mim-clusters", "4", "--out", str(tmp_path / "mim")])
-    record = json.loads((tmp_path / "mim" / "results.jsonl").read_text().splitlines()[-1])
-    assert record["train_loss"] == pytest.approx(record["train_mim"]) and 0 <= record["train_mim_acc"] <= 1
-    pretrained = torch.load(tmp_path / "mim" / "checkpoints" / "latest.pt", weights_only=True)["model"]
     from train.run import build_model, parse_args
 
-    args, _ = parse_args([*common, "--init-from", str(tmp_path / "mim" / "checkpoints" / "latest.pt")])
+    train_tiny(tmp_path, tmp_path / "mim", "--objective", "mim", "--mim-clusters", "4")
+    record = json.loads((tmp_path / "mim" / "results.jsonl").read_text().splitlines()[-1])
+    assert record["train_loss"] == pytest.approx(record["train_mim"]) and 0 <= record["train_mim_acc"] <= 1
+    checkpoint = tmp_path / "mim" / "checkpoints" / "latest.pt"
+    pretrained = torch.load(checkpoint, weights_only=True)["model"]
+    args, _ = parse_args(["--model-config", str(tmp_path / "tiny.json"), "--init-from", str(checkpoint)])
     model = build_model(args, SyntheticGraphs("val", 1).store[0])
     for key, value in model.graph_encoder.state_dict().items():
         assert torch.equal(value, pretrained[f"graph_encoder.{key}"]), key

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from helpers import write_tiny_config
+from helpers import train_tiny
 
 from data import SyntheticGraphs
 from data.datasets import SyntheticBuilder
@@ -8,7 +8,6 @@ from data.loader import GraphLoader
 from data.store import GraphStore
 from evaluate.retrieval import main as retrieval_main
 from models.vision import PixelEncoder
-from train.run import main as train_main
 
 
 def pixel_graphs(count=4, size=32):
@@ -42,29 +41,8 @@ def test_pixel_encoder_errors():
 
 
 def test_the_vit_baseline_trains_and_evaluates_in_the_same_loop(tmp_path):
-    config = write_tiny_config(tmp_path)
     out = tmp_path / "vit"
-    final = train_main(
-        [
-            "--vision",
-            "timm:vit_tiny_patch16_224",
-            "--vision-image-size",
-            "32",
-            "--train-size",
-            "32",
-            "--val-size",
-            "8",
-            "--batch-size",
-            "16",
-            "--epochs",
-            "1",
-            "--model-config",
-            str(config),
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
-    )
+    final = train_tiny(tmp_path, out, "--vision", "timm:vit_tiny_patch16_224", "--vision-image-size", "32")
     assert final["epoch"] == 1
     metrics = retrieval_main(["--checkpoint", str(out / "checkpoints" / "latest.pt"), "--val-size", "8"])
     assert 0 <= metrics["t2i_R@1"] <= 1
