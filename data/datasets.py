@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data, HeteroData
 
 from data.cache import GraphBuilder, GraphCache, build_uncached
+from data.negatives import hard_negatives
 from data.store import GraphStore
 from data.synthetic import WORLD_VERSION, make_scene
 from graphs.build import build_graph, build_patch_graph
@@ -79,8 +80,10 @@ class SyntheticBuilder(GraphBuilder):
         graph_type: str = "hetero",
         patch_grid: int = 8,
         pixels: int = 0,
+        negatives: Sequence[str] = (),
     ) -> None:
         self.split, self.size, self.seed, self.canvas, self.pixels = split, size, seed, canvas, pixels
+        self.negatives = tuple(negatives)
         self.graph_type, self.patch_grid = stored_graph_type(graph_type), patch_grid
 
     def __len__(self) -> int:
@@ -98,6 +101,7 @@ class SyntheticBuilder(GraphBuilder):
             "patch_grid": self.patch_grid if self.graph_type == "patch" else None,
             "featurizer": "pixels",
             "pixels": self.pixels,
+            "negatives": list(self.negatives),
         }
 
     def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -113,6 +117,8 @@ class SyntheticBuilder(GraphBuilder):
         if self.pixels:
             graph[IMAGE].pixels = square_pixels(scene.image, self.pixels)
         graph.captions = scene.captions
+        if self.negatives:
+            graph.negatives = [hard_negatives(scene, caption, self.negatives, index) for caption in scene.captions]
         return graph, f"{self.split}/{index}"
 
 

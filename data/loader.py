@@ -93,8 +93,11 @@ class GraphLoader:
                 choice = (draws.to(pointer.device)[index] * counts).long()
                 batch.text_tokens = tokens[pointer[index] + choice]
             elif draws is not None:
-                captions = self.dataset.store.captions
-                batch.texts = [captions[i][int(draws[i] * len(captions[i]))] for i in indices.tolist()]
+                captions, negatives = self.dataset.store.captions, self.dataset.store.negatives
+                chosen = [(i, int(draws[i] * len(captions[i]))) for i in indices.tolist()]
+                batch.texts = [captions[i][k] for i, k in chosen]
+                if negatives is not None:  # the hard negatives of each chosen caption
+                    batch.negative_texts = [text for i, k in chosen for text in negatives[i][k]]
             yield batch
 
     def __iter__(self):

@@ -32,7 +32,7 @@ def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = No
     (folder / INDEX).unlink(missing_ok=True)  # incomplete until the index is written last
     shapes: dict[tuple[str, str], list] = {}
     pointers: dict[tuple[str, str], list[torch.Tensor]] = {}
-    captions, names = [], []
+    captions, names, negatives = [], [], []
     for path in shards:  # pass 1: sizes
         store = GraphStore.load(path)
         for kind, tensors in (("nodes", store.nodes), ("edges", store.edges)):
@@ -45,6 +45,7 @@ def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = No
                 pointers.setdefault((kind, key), []).append(ptr)
         captions += store.captions
         names += store.names
+        negatives = None if negatives is None or store.negatives is None else negatives + store.negatives
     arrays = {}
     for (kind, key), (shape, dtype, total) in shapes.items():
         shape = list(shape)
@@ -74,6 +75,7 @@ def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = No
         },
         "captions": captions,
         "names": names,
+        "negatives": negatives,
         "shards": digests or [],
     }
     tmp = folder / (INDEX + ".tmp")

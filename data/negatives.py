@@ -14,7 +14,6 @@ import re
 import numpy as np
 
 from data.synthetic import COLOURS, PHRASES, SHAPES, SIZES, Scene
-from evaluate.suites import order_perturbations
 from graphs.schema import INVERSE_PREDICATE, PREDICATES
 
 NEGATIVE_KINDS = ("relation", "attribute", "order")
@@ -22,6 +21,51 @@ OBJECT = rf"a ({'|'.join(SIZES)}) ({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})"
 PHRASE_TO_PREDICATE = {phrase: name for name, phrase in PHRASES.items()}
 RELATION = re.compile(rf"^{OBJECT} ({'|'.join(map(re.escape, PHRASE_TO_PREDICATE))}) {OBJECT}$")
 PREFIXES = ("there is ", "a picture of ")
+
+
+ADJECTIVES = set(COLOURS) | set(SIZES)
+NOUNS = set(SHAPES)
+
+
+def order_perturbations(
+    caption: str, rng: np.random.Generator, content_words: set[str] | None = None
+) -> list[str] | None:
+    """The four COCO-Order perturbations: shuffle nouns and adjectives; shuffle all
+    other words; shuffle trigrams; shuffle words within each trigram.
+
+    `content_words` stand for the nouns and adjectives (default: the synthetic
+    world's shapes, colours and sizes). None when a perturbation cannot differ.
+    """
+    words = caption.split()
+    content_words = content_words if content_words is not None else ADJECTIVES | NOUNS
+    content = [k for k, w in enumerate(words) if w in content_words]
+    other = [k for k in range(len(words)) if k not in content]
+
+    def shuffle_positions(positions: list[int]) -> list[str]:
+        out = list(words)
+        for k, source in zip(positions, rng.permutation(positions), strict=True):
+            out[k] = words[source]
+        return out
+
+    def trigrams() -> list[list[str]]:
+        return [words[k : k + 3] for k in range(0, len(words), 3)]
+
+    makers = [
+        lambda: shuffle_positions(content),
+        lambda: shuffle_positions(other),
+        lambda: [w for k in rng.permutation(len(trigrams())) for w in trigrams()[k]],
+        lambda: [w for t in trigrams() for w in rng.permutation(t).tolist()],
+    ]
+    out = []
+    for make in makers:
+        for _ in range(20):
+            candidate = " ".join(make())
+            if candidate != caption and candidate not in out:
+                out.append(candidate)
+                break
+        else:
+            return None
+    return out
 
 
 def _facts(scene: Scene) -> set[tuple[tuple, str, tuple]]:

@@ -45,13 +45,17 @@ class DataOptions:
     on_bad: str = "error"
     pixels: int = 0  # also store each image at this side, for a pixel model (--vision)
     mmap: bool = False  # map the cached graphs from disk (datasets larger than memory)
+    hard_negatives: list[str] = field(default_factory=list)  # kinds of hard-negative captions to make
 
 
 def make_builder(options: DataOptions, split: str) -> GraphBuilder:
     """The builder of one split (``train``, ``val`` or ``test``) of the chosen dataset."""
     if options.dataset == "synthetic":
         size = {"train": options.train_size, "val": options.val_size}.get(split, options.val_size)
-        return SyntheticBuilder(split, size, options.seed, graph_type=options.graph_type, pixels=options.pixels)
+        negatives = options.hard_negatives if split == "train" else ()
+        return SyntheticBuilder(
+            split, size, options.seed, graph_type=options.graph_type, pixels=options.pixels, negatives=negatives
+        )
     if options.dataset == "coco":
         from data.coco import CocoBuilder
 

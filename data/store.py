@@ -54,6 +54,7 @@ class GraphStore:
         captions: G lists of captions.
         names: G names saying where each graph came from (file name, scene id).
         meta: free-form provenance (token source, featurizer, ...).
+        negatives: per graph, per caption, hard-negative texts (or None).
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class GraphStore:
         captions: list[list[str]],
         names: list[str] | None = None,
         meta: dict | None = None,
+        negatives: list[list[list[str]]] | None = None,
     ) -> None:
         self.nodes, self.node_ptr, self.edges, self.edge_ptr = nodes, node_ptr, edges, edge_ptr
         self.captions = captions
@@ -72,6 +74,7 @@ class GraphStore:
         if len(self.names) != len(captions):
             raise ValueError(f"{len(self.names)} names for {len(captions)} graphs")
         self.meta = meta or {}
+        self.negatives = negatives
         self._bounds: dict[str, list[int]] | None = None
         self.on_device = False
 
@@ -91,7 +94,10 @@ class GraphStore:
             edges[_edge_key(edge_type)] = torch.cat(parts, dim=1)
             edge_ptr[_edge_key(edge_type)] = _pointer([p.size(1) for p in parts] if graphs else [])
         captions = [list(getattr(g, "captions", [])) for g in graphs]
-        return cls(nodes, node_ptr, edges, edge_ptr, captions, list(names) if names is not None else None, meta)
+        has_negatives = bool(graphs) and all("negatives" in g for g in graphs)
+        negatives = [g.negatives for g in graphs] if has_negatives else None
+        names = list(names) if names is not None else None
+        return cls(nodes, node_ptr, edges, edge_ptr, captions, names, meta, negatives)
 
     @classmethod
     def concat(cls, stores: Sequence[GraphStore]) -> GraphStore:
@@ -106,8 +112,10 @@ class GraphStore:
         node_ptr = {k: chain([s.node_ptr[k] for s in stores]) for k in first.node_ptr}
         edge_ptr = {k: chain([s.edge_ptr[k] for s in stores]) for k in first.edge_ptr}
         captions = [c for s in stores for c in s.captions]
+        every = all(s.negatives is not None for s in stores)
+        negatives = [n for s in stores for n in s.negatives] if every else None
         names = [n for s in stores for n in s.names]
-        return cls(nodes, node_ptr, edges, edge_ptr, captions, names, dict(first.meta))
+        return cls(nodes, node_ptr, edges, edge_ptr, captions, names, dict(first.meta), negatives)
 
     @staticmethod
     def concat_pointers(pointers: Sequence[Tensor]) -> Tensor:
@@ -142,6 +150,8 @@ class GraphStore:
             mapping[edge_type] = {"edge_index": self.edges[key][:, ptr[index] : ptr[index + 1]]}
         data = HeteroData.from_dict(mapping)
         data.captions = self.captions[index]
+        if self.negatives is not None:
+            data.negatives = self.negatives[index]
         data.name = self.names[index]
         return data
 
@@ -187,6 +197,7 @@ class GraphStore:
             self.captions,
             self.names,
             self.meta,
+            self.negatives,
         )
         store.on_device = True
         return store
@@ -206,7 +217,7 @@ class GraphStore:
             "edges": self.edges,
             "edge_ptr": self.edge_ptr,
             # One JSON string: the weights-only unpickler is slow on many small objects.
-            "texts": json.dumps({"captions": self.captions, "names": self.names}),
+            "texts": json.dumps({"captions": self.captions, "names": self.names, "negatives": self.negatives}),
             "meta": self.meta,
         }
 
@@ -226,4 +237,6 @@ class GraphStore:
             raise ValueError(f"{path}: schema version {state['schema_version']}, this code reads {SCHEMA_VERSION}")
         texts = json.loads(state["texts"])
         nodes, node_ptr, edges, edge_ptr = state["nodes"], state["node_ptr"], state["edges"], state["edge_ptr"]
-        return cls(nodes, node_ptr, edges, edge_ptr, texts["captions"], texts["names"], state["meta"])
+        return cls(
+            nodes, node_ptr, edges, edge_ptr, texts["captions"], texts["names"], state["meta"], texts.get("negatives")
+        )

@@ -72,7 +72,7 @@ def aro(root: Path, kind: str) -> list[dict]:
 
 def order_perturbations(caption: str, rng: np.random.Generator) -> list[str] | None:
     """ARO's four order perturbations with content words = words outside STOP_WORDS."""
-    from evaluate.suites import order_perturbations as perturb
+    from data.negatives import order_perturbations as perturb
 
     words = caption.lower().rstrip(".").split()
     content = {w for w in words if w not in STOP_WORDS}

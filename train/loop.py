@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -101,14 +102,19 @@ def train_epoch(
         elif "text_tokens" in batch:  # tokenized once, resident with the graphs
             tokens = batch.text_tokens
         else:
-            tokens = core.text_encoder.tokenize(batch.texts)
+            tokens = core.text_encoder.tokenize(batch.texts + list(getattr(batch, "negative_texts", [])))
         batch = batch.to(device, non_blocking=True)
         tokens = tokens.to(device, non_blocking=True) if tokens is not None else None
         hidden, targets = objectives.hide(batch)
         data_wait += time.perf_counter() - last
         with autocast_for(device, precision):
             out = model(batch, tokens, hidden, targets)
-            loss = loss_fn(out.image, out.text, out.scale) if objectives.contrastive else out.image.new_zeros(())
+            if not objectives.contrastive:
+                loss = out.image.new_zeros(())
+            elif len(out.text) > len(out.image):  # captions, then hard negatives
+                loss = hard_negative_clip_loss(out.image, out.text, out.scale)
+            else:
+                loss = loss_fn(out.image, out.text, out.scale)
             if "tokenprop" in out.aux:
                 loss = loss + objectives.tokenprop_weight * out.aux["tokenprop"]
             if "mim" in out.aux:
@@ -151,6 +157,16 @@ def train_epoch(
     }
     stats.update({f"train_{key}": value / max(samples, 1) for key, value in aux_totals.items()})
     return stats
+
+
+def hard_negative_clip_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """NegCLIP: each image against its caption, the other captions and every hard negative;
+    each caption against the images. `text` holds the B captions first, then the negatives."""
+    batch = len(image)
+    labels = torch.arange(batch, device=image.device)
+    image_to_text = scale * image @ text.T  # [B, B + M]
+    text_to_image = scale * text[:batch] @ image.T  # [B, B]
+    return (F.cross_entropy(image_to_text, labels) + F.cross_entropy(text_to_image, labels)) / 2
 
 
 @dataclass

@@ -29,6 +29,7 @@ from data import open_dataset
 from data.cli import add_data_arguments, data_options
 from data.clusters import object_clusters
 from data.loader import GraphLoader, epoch_generator
+from data.negatives import NEGATIVE_KINDS
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
 from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
@@ -80,6 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("clip", "mim"),
         default="clip",
         help="clip: contrastive against captions; mim: masked-token pretraining (ClusterMIM)",
+    )
+    optim.add_argument(
+        "--hard-negatives",
+        type=negative_kinds,
+        default=[],
+        metavar="KINDS",
+        help="comma-separated: relation,attribute,order: certainly-false captions made from each "
+        "scene's graph, added as extra texts for its image (NegCLIP); synthetic world only",
     )
     optim.add_argument("--tokenprop-weight", type=float, default=0.0, help="TokenProp reconstruction loss weight")
     optim.add_argument("--mim-weight", type=float, default=0.0, help="masked-token loss weight beside the CLIP loss")
@@ -177,6 +186,14 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     return model
 
 
+def negative_kinds(value: str) -> list[str]:
+    kinds = [kind.strip() for kind in value.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in NEGATIVE_KINDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown hard negatives {unknown}; valid: {', '.join(NEGATIVE_KINDS)}")
+    return kinds
+
+
 def uses_mim(args: argparse.Namespace) -> bool:
     return args.objective == "mim" or args.mim_weight > 0
 
@@ -234,6 +251,9 @@ class Trainer:
         seed_everything(args.seed)
         options = data_options(args)
         options.pixels = args.vision_image_size if args.vision else 0
+        options.hard_negatives = list(args.hard_negatives)
+        if args.hard_negatives and (args.dataset != "synthetic" or world.distributed or args.data_on_device):
+            raise ValueError("--hard-negatives needs the synthetic world, one process and host batches (for now)")
         if world.is_main:  # one process builds the cache, the others then read it
             self.train_set = open_dataset(options, "train", self.progress)
         barrier(world)

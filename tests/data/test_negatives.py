@@ -51,3 +51,38 @@ def test_known_negatives_of_a_drawn_scene():
 def test_unknown_kind_is_an_error():
     with pytest.raises(ValueError, match="unknown hard negative 'colour'"):
         hard_negatives(make_scene(0, "train", 0), "a small red circle", ("colour",))
+
+
+def test_a_batch_with_hard_negatives_has_the_shapes_the_loss_expects():
+    import torch
+    import torch.nn.functional as F
+
+    from data.datasets import GraphDataset, SyntheticBuilder
+    from data.loader import GraphLoader
+    from data.store import GraphStore
+    from train.loop import hard_negative_clip_loss
+
+    builder = SyntheticBuilder("train", 12, negatives=NEGATIVE_KINDS)
+    store = GraphStore.from_graphs([builder.build(k)[0] for k in range(12)])
+    assert len(store.negatives) == 12 and all(
+        len(n) == len(c) for n, c in zip(store.negatives, store.captions, strict=True)
+    )
+    batch = next(iter(GraphLoader(GraphDataset(store), 6, shuffle=True, pick_caption=True)))
+    assert len(batch.texts) == 6 and len(batch.negative_texts) >= 6
+    image = F.normalize(torch.randn(6, 8), dim=1)
+    text = F.normalize(torch.randn(6 + len(batch.negative_texts), 8), dim=1)
+    loss = hard_negative_clip_loss(image, text, torch.tensor(10.0))
+    assert loss.shape == () and torch.isfinite(loss)
+    # a second way: with no negatives it is the plain symmetric CLIP loss
+    from open_clip.loss import ClipLoss
+
+    assert torch.isclose(
+        hard_negative_clip_loss(image, text[:6], torch.tensor(10.0)), ClipLoss()(image, text[:6], torch.tensor(10.0))
+    )
+
+
+def test_training_with_hard_negatives(tmp_path):
+    from helpers import train_tiny
+
+    final = train_tiny(tmp_path, tmp_path / "run", "--hard-negatives", "relation,attribute")
+    assert final["epoch"] == 1
