@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 BIAS_MODES = ("learned", "ranked", "none")
+BIAS_INITS = ("ranks", "zero")
 
 
 def num_bias_slots(num_edge_types: int) -> int:
@@ -44,16 +45,19 @@ class EdgeTypeBias(nn.Module):
         heads: attention heads.
         mode: ``learned`` (trainable, initialised from the ranks), ``ranked``
             (fixed rank table) or ``none`` (no bias).
+        init: where ``learned`` starts: ``ranks`` (DESIGN.md) or ``zero``.
     """
 
-    def __init__(self, num_edge_types: int, heads: int, mode: str = "learned") -> None:
+    def __init__(self, num_edge_types: int, heads: int, mode: str = "learned", init: str = "ranks") -> None:
         super().__init__()
         if mode not in BIAS_MODES:
             raise ValueError(f"unknown edge bias mode {mode!r}; valid: {', '.join(BIAS_MODES)}")
+        if init not in BIAS_INITS:
+            raise ValueError(f"unknown edge bias start {init!r}; valid: {', '.join(BIAS_INITS)}")
         self.mode = mode
         table = rank_bias(num_edge_types, heads)
         if mode == "learned":
-            self.table = nn.Parameter(table)
+            self.table = nn.Parameter(table if init == "ranks" else torch.zeros_like(table))
         else:
             self.register_buffer("table", table if mode == "ranked" else torch.zeros_like(table))
 
@@ -114,10 +118,11 @@ class Block(nn.Module):
         bias_mode: str = "learned",
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
+        bias_init: str = "ranks",
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(width)
-        self.edge_bias = EdgeTypeBias(num_edge_types, heads, bias_mode)
+        self.edge_bias = EdgeTypeBias(num_edge_types, heads, bias_mode, bias_init)
         self.attn = BiasedSelfAttention(width, heads, dropout)
         self.norm2 = nn.LayerNorm(width)
         self.mlp = Mlp(width, int(width * mlp_ratio), dropout)

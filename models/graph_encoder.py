@@ -34,6 +34,7 @@ class GraphEncoderConfig:
     dropout: float = 0.0
     embed_dim: int = 128
     edge_bias: str = "learned"
+    edge_bias_init: str = "ranks"
     num_edge_types: int = len(EDGE_TYPES)
     box_frequencies: int = 6
     pool: str = "attention"
@@ -135,7 +136,15 @@ class GraphEncoder(nn.Module):
             config.token_norm, config.width, config.moto_entities, config.moto_temperature
         )
         self.blocks = nn.ModuleList(
-            Block(config.width, config.heads, config.num_edge_types, config.edge_bias, config.mlp_ratio, config.dropout)
+            Block(
+                config.width,
+                config.heads,
+                config.num_edge_types,
+                config.edge_bias,
+                config.mlp_ratio,
+                config.dropout,
+                config.edge_bias_init,
+            )
             for _ in range(config.depth)
         )
         self.norm = nn.LayerNorm(config.width)

@@ -169,6 +169,7 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     config.graph.node_dims, config.graph.num_edge_types = encoder_inputs(sample_graph)
     if args.edge_bias is not None:
         config.graph.edge_bias = args.edge_bias
+    config.graph.edge_bias_init = args.edge_bias_init
     if args.text_model:
         config.text = open_clip_text_config(args.text_model)
     if args.vision:

@@ -173,3 +173,12 @@ def test_gradients_reach_the_learned_bias():
     model = encoder().train()
     model(Batch.from_data_list([layout_graph(), layout_graph(triplets=[])])).sum().backward()
     assert model.blocks[0].edge_bias.table.grad.abs().sum() > 0
+
+
+def test_learned_bias_starts_from_the_ranks_or_from_zero():
+    ranked = EdgeTypeBias(7, 2, "learned")
+    zero = EdgeTypeBias(7, 2, "learned", init="zero")
+    assert torch.equal(ranked.table.data, rank_bias(7, 2)) and zero.table.requires_grad
+    assert zero.table.abs().sum() == 0
+    with pytest.raises(ValueError, match="unknown edge bias start"):
+        EdgeTypeBias(7, 2, "learned", init="random")
