@@ -33,6 +33,7 @@ from data.negatives import NEGATIVE_KINDS
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
 from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
+from models.attention import BIAS_INITS
 from models.text import load_text_checkpoint, open_clip_text_config
 from models.token_norm import TOKEN_NORMS
 from train.checkpoint import check_state_fits, load_checkpoint
@@ -60,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model-config", default=DEFAULT_CONFIG, help="a config name in models/configs or a JSON path")
     model.add_argument(
         "--edge-bias", choices=BIAS_MODES, default=None, help="attention bias mode (default: the config's)"
+    )
+    model.add_argument(
+        "--edge-bias-init",
+        choices=BIAS_INITS,
+        default="ranks",
+        help="where the learned bias starts: from the ranks (DESIGN.md) or at zero",
     )
     model.add_argument(
         "--token-norm",

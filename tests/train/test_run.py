@@ -141,3 +141,11 @@ def test_training_on_a_coco_folder(tmp_path, tiny_config):
     )
     assert final["epoch"] == 1 and 0 <= final["t2i_R@1"] <= 1
     assert json.loads((out / "params.json").read_text())["dataset"] == "coco"
+
+
+def test_edge_bias_init_flag_reaches_the_model(tmp_path):
+    from helpers import train_tiny
+
+    out = tmp_path / "zero"
+    train_tiny(tmp_path, out, "--edge-bias-init", "zero")
+    assert json.loads((out / "params.json").read_text())["model"]["graph"]["edge_bias_init"] == "zero"
