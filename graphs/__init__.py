@@ -5,7 +5,7 @@ import warnings
 # PyG scripts a few modules at import; torch 2.14 warns for each. Not ours to fix.
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
 
-from graphs.build import build_graph, build_patch_graph, build_typed_graph
+from graphs.build import build_graph, build_patch_graph
 from graphs.convert import to_networkx
 from graphs.schema import (
     EDGE_RANK,
@@ -34,7 +34,6 @@ __all__ = [
     "ToHomogeneous",
     "build_graph",
     "build_patch_graph",
-    "build_typed_graph",
     "check_graph",
     "empty_graph",
     "encoder_inputs",

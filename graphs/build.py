@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch_geometric.data import Data, HeteroData
+from torch_geometric.data import HeteroData
 
 from graphs.features import crop_features, image_features, image_to_uint8, object_features
 from graphs.masks import Masks
@@ -20,7 +20,6 @@ from graphs.relations import (
 )
 from graphs.schema import (
     CONTEXT,
-    GRAPH_TYPES,
     HAS_OBJECT,
     IMAGE,
     NEAR,
@@ -34,7 +33,6 @@ from graphs.schema import (
     empty_graph,
     predicate_id,
 )
-from graphs.transforms import DropEdgeTypes, ToHomogeneous
 
 Triplet = tuple[int, int | str, int]
 
@@ -193,25 +191,3 @@ def build_patch_graph(image: np.ndarray, grid: int = 8) -> HeteroData:
     data[IMAGE].x = image_features(pixels)
     data[IMAGE].box = torch.tensor([[0.5, 0.5, 1.0, 1.0]])
     return data
-
-
-def build_typed_graph(
-    graph_type: str,
-    image: np.ndarray,
-    masks: np.ndarray,
-    labels: Sequence[int] | None = None,
-    triplets: Sequence[Triplet] | None = None,
-    drop_edge_types: Sequence[str] = (),
-    patch_grid: int = 8,
-) -> HeteroData | Data:
-    """What `--graph-type` makes of an image: the schema graph, the same graph
-    homogeneous, or the patch grid; `drop_edge_types` are emptied first."""
-    if graph_type not in GRAPH_TYPES:
-        raise ValueError(f"unknown graph type {graph_type!r}; valid: {', '.join(GRAPH_TYPES)}")
-    if graph_type == "patch":
-        data = build_patch_graph(image, patch_grid)
-    else:
-        data = build_graph(image, masks, labels, triplets)
-    if drop_edge_types:
-        data = DropEdgeTypes(drop_edge_types)(data)
-    return ToHomogeneous()(data) if graph_type == "homo" else data

@@ -32,10 +32,6 @@ class TextEncoder(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         return self.tower(tokens)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
 
 def open_clip_text_config(name: str) -> dict:
     """The `text_cfg` of a named open_clip model config (no weights involved)."""

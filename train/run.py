@@ -259,7 +259,6 @@ class Trainer:
         seed_everything(args.seed)
         options = data_options(args)
         options.pixels = args.vision_image_size if args.vision else 0
-        options.hard_negatives = list(args.hard_negatives)
         if args.hard_negatives and (args.dataset != "synthetic" or world.distributed or args.data_on_device):
             raise ValueError("--hard-negatives needs the synthetic world, one process and host batches (for now)")
         if world.is_main:  # one process builds the cache, the others then read it
