@@ -9,10 +9,10 @@ import numpy as np
 from torch.utils.data import Dataset
 from torch_geometric.data import Data, HeteroData
 
-from data.cache import GraphBuilder, GraphCache, build_uncached
-from data.negatives import hard_negatives
+from data.cache import BadItem, GraphBuilder, GraphCache, build_uncached
+from data.negatives import hard_negatives, statement_holds, twin_scene
 from data.store import GraphStore
-from data.synthetic import WORLD_VERSION, make_scene
+from data.synthetic import WORLD_VERSION, Scene, make_scene
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
 from graphs.schema import GRAPH_TYPES, IMAGE
@@ -108,17 +108,45 @@ class SyntheticBuilder(GraphBuilder):
         scene = make_scene(self.seed, self.split, index, self.canvas)
         return scene.image, scene.masks if self.graph_type == "hetero" else None
 
-    def build(self, index: int) -> tuple[HeteroData, str]:
-        scene = make_scene(self.seed, self.split, index, self.canvas)
+    def scene_graph(self, scene: Scene) -> HeteroData:
         if self.graph_type == "patch":
             graph = build_patch_graph(scene.image, self.patch_grid)
         else:
             graph = build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
         if self.pixels:
             graph[IMAGE].pixels = square_pixels(scene.image, self.pixels)
+        return graph
+
+    def build(self, index: int) -> tuple[HeteroData, str]:
+        scene = make_scene(self.seed, self.split, index, self.canvas)
+        graph = self.scene_graph(scene)
         graph.captions = scene.captions
         if self.negatives:
             graph.negatives = [hard_negatives(scene, caption, self.negatives, index) for caption in scene.captions]
+        return graph, f"{self.split}/{index}"
+
+
+class SyntheticTwinBuilder(SyntheticBuilder):
+    """Hard-negative images of the synthetic world: for scene k, the graph of its twin
+    (`data.negatives.twin_scene`: one relation reversed), named like the scene.
+
+    The twin's one caption is true of it and false of the scene; its `negatives`
+    hold the scene's own captions that are false of the twin (so those, and only
+    those, may contrast the twin). A scene with no clean twin is a counted skip.
+    """
+
+    def fingerprint(self) -> dict:
+        return {**super().fingerprint(), "source": "synthetic-twins", "negatives": []}
+
+    def build(self, index: int) -> tuple[HeteroData, str]:
+        scene = make_scene(self.seed, self.split, index, self.canvas)
+        made = twin_scene(scene, self.seed, self.canvas)
+        if made is None:
+            raise BadItem(f"{self.split}/{index}: no relation can be reversed cleanly")
+        twin, _, twin_caption = made
+        graph = self.scene_graph(twin)
+        graph.captions = [twin_caption]
+        graph.negatives = [[c for c in scene.captions if not statement_holds(twin, c)]]
         return graph, f"{self.split}/{index}"
 
 

@@ -3,8 +3,11 @@
 For a caption of the synthetic world, `hard_negatives` makes texts that are
 certainly false for its scene: the relation told with subject and object
 swapped, the colours (or sizes) of its two objects swapped, and its words
-shuffled. `statement_holds` reads a caption back against the scene graph, so
-every negative is checked before it is used (and the tests use it too).
+shuffled. `twin_scene` makes a hard-negative image: the same scene re-drawn
+with one relation reversed (its arrow turned round, or the two objects of a
+spatial relation in each other's places). `statement_holds` reads a caption
+back against the scene graph, so every negative is checked before it is used
+(and the tests use it too).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import re
 
 import numpy as np
 
-from data.synthetic import COLOURS, PHRASES, SHAPES, SIZES, Scene
-from graphs.schema import INVERSE_PREDICATE, PREDICATES
+from data.synthetic import COLOURS, INVERSE, PHRASES, SHAPES, SIZES, Scene, SceneObject, describe_triplet, render_scene
+from graphs.schema import PREDICATES
 
 NEGATIVE_KINDS = ("relation", "attribute", "order")
+# Relations a twin may reverse by swapping its two objects' places (arrows are turned round).
+TWIN_PREDICATES = ("left of", "right of", "above", "below", "on top of", "under")
 OBJECT = rf"a ({'|'.join(SIZES)}) ({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})"
 PHRASE_TO_PREDICATE = {phrase: name for name, phrase in PHRASES.items()}
 RELATION = re.compile(rf"^{OBJECT} ({'|'.join(map(re.escape, PHRASE_TO_PREDICATE))}) {OBJECT}$")
@@ -75,7 +80,7 @@ def _facts(scene: Scene) -> set[tuple[tuple, str, tuple]]:
     for s, p, o in scene.triplets:
         name = PREDICATES[p]
         facts.add((attributes[s], name, attributes[o]))
-        facts.add((attributes[o], INVERSE_PREDICATE[name], attributes[s]))
+        facts.add((attributes[o], INVERSE[name], attributes[s]))
     return facts
 
 
@@ -150,3 +155,63 @@ def hard_negatives(scene: Scene, caption: str, kinds: tuple[str, ...], seed: int
         if candidate and candidate != caption and candidate not in made and not statement_holds(scene, candidate):
             made.append(candidate)
     return made
+
+
+def _reversed_scenes(scene: Scene, rng: np.random.Generator, canvas: int):
+    """Candidate twins, best first: (twin, triplet reversed in the scene's indices)."""
+    if scene.arrows:
+        tail, head = scene.arrows[0]
+        triplet = next(t for t in scene.triplets if (t[0], t[2]) == (tail, head) and PREDICATES[t[1]] == "points at")
+        try:
+            yield render_scene(scene.objects, rng, canvas, arrows=[(head, tail)]), triplet
+        except ValueError:  # no room for the arrow's head at the other end
+            pass
+    spatial = [t for t in scene.triplets if PREDICATES[t[1]] in TWIN_PREDICATES]
+    for k in rng.permutation(len(spatial)).tolist():
+        s, _, o = spatial[k]
+        objects = list(scene.objects)
+        objects[s] = SceneObject(objects[s].shape, objects[s].colour, objects[s].size, scene.objects[o].centre)
+        objects[o] = SceneObject(objects[o].shape, objects[o].colour, objects[o].size, scene.objects[s].centre)
+        try:
+            yield render_scene(objects, rng, canvas, arrows=scene.arrows), spatial[k]
+        except ValueError:  # the swap left an arrow no room
+            continue
+
+
+def twin_scene(scene: Scene, seed: int = 0, canvas: int = 96) -> tuple[Scene, str, str] | None:
+    """A hard-negative image for `scene`: the same objects with one relation reversed
+    (the arrow turned round when there is one, else two objects of a spatial relation
+    in each other's places), with a caption true of the scene and false of the twin
+    and the caption that is true of the twin and false of the scene.
+
+    Each candidate is checked with `statement_holds` both ways, and a swap that
+    makes objects touch, hide or leave the canvas is refused; None when no relation
+    can be reversed cleanly.
+    """
+    rng = np.random.default_rng([seed, len(scene.objects), *np.asarray(scene.image[::16, ::16, 0]).ravel()[:8]])
+    unique = [sum(o.phrase == p.phrase for o in scene.objects) == 1 for p in scene.objects]
+    for twin, (s, p, o) in _reversed_scenes(scene, rng, canvas):
+        if not (unique[s] and unique[o]) or len(twin.objects) != len(scene.objects):
+            continue
+        if not _clean(scene, twin, canvas):
+            continue
+        true = describe_triplet(scene, (s, p, o))
+        swapped = describe_triplet(scene, (o, p, s))
+        checks = (statement_holds(scene, true), not statement_holds(twin, true))
+        if all(checks) and statement_holds(twin, swapped) and not statement_holds(scene, swapped):
+            return twin, true, swapped
+    return None
+
+
+def _clean(scene: Scene, twin: Scene, canvas: int) -> bool:
+    """The twin keeps every object whole, on the canvas and apart from the others as before."""
+    radius = {o.phrase: SIZES[o.size] * canvas / 96 for o in twin.objects}
+    for obj in twin.objects:
+        x, y = obj.centre
+        if not (
+            radius[obj.phrase] <= x <= canvas - radius[obj.phrase]
+            and radius[obj.phrase] <= y <= canvas - radius[obj.phrase]
+        ):
+            return False
+    areas = scene.masks.sum(axis=(1, 2)), twin.masks.sum(axis=(1, 2))
+    return bool((np.abs(areas[0] - areas[1]) <= 0.05 * areas[0] + 2).all())

@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 
 from data.cache import GraphBuilder
-from data.datasets import DEFAULT_SIZES, GraphDataset, SyntheticBuilder, load_graphs
+from data.datasets import DEFAULT_SIZES, GraphDataset, SyntheticBuilder, SyntheticTwinBuilder, load_graphs
+from data.loader import Twins
 from data.store import GraphStore
 
 DATASETS = ("synthetic", "coco", "images")
@@ -117,3 +118,15 @@ def open_dataset(options: DataOptions, split: str, progress: bool = True) -> Gra
     if len(store) == 0:
         raise ValueError(f"the {split} split of {options.dataset} holds no graphs")
     return GraphDataset(store, options.graph_type, options.drop_edge_types)
+
+
+def open_twins(options: DataOptions, graphs: GraphStore, progress: bool = True) -> Twins:
+    """The hard-negative images of the synthetic training split, paired with its graphs;
+    scenes with no relation to reverse have none (a counted, logged skip)."""
+    if options.dataset != "synthetic":
+        raise ValueError("hard-negative images exist for the synthetic world only")
+    builder = SyntheticTwinBuilder(
+        "train", options.train_size, options.seed, graph_type=options.graph_type, pixels=options.pixels
+    )
+    store = load_graphs(builder, options.cache_dir, options.use_cache, options.workers, "skip", progress)
+    return Twins.align(store, graphs)

@@ -2,8 +2,10 @@
 
 Each scene holds 2 to 5 objects (5 shapes, 8 colours, 2 sizes) on a small
 canvas. Relations come from the scene's geometry through graphs.relations, the
-same extraction every other token source uses, and captions are generated
-from that scene graph. A scene is a pure function of (seed, split, index), so
+same extraction every other token source uses; about half the scenes also
+have an arrow drawn from one object to another ("the red circle points at the
+blue square"), a relation whose direction neither object's own pixels nor
+its position tell. Captions are generated from that scene graph. A scene is a pure function of (seed, split, index), so
 the world needs no download and splits never share an image.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphs.relations import geometric_triplets, mask_intersections, masks_to_boxes
-from graphs.schema import INVERSE_PREDICATE, PREDICATES
+from graphs.schema import INVERSE_PREDICATE, PREDICATE_ID, PREDICATES
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
 COLOURS = {
@@ -41,10 +43,16 @@ PHRASES = {
     "next to": "next to",
     "overlapping": "overlapping",
     "near": "near",
+    "points at": "pointing at",
+    "pointed at by": "pointed at by",
 }
+# The same fact told from the other participant, the passive included.
+INVERSE = {**INVERSE_PREDICATE, "points at": "pointed at by", "pointed at by": "points at"}
 CAPTIONS_PER_SCENE = 5
+ARROW_PROBABILITY = 0.5
+ARROW_COLOUR = (150, 150, 150)
 # Bump when a change to this module changes the scenes (it keys the graph cache).
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 # Shapes that can hold a small object wholly inside them.
 CONTAINERS = ("circle", "square", "diamond")
 
@@ -70,6 +78,7 @@ class Scene:
     objects: list[SceneObject]
     triplets: list[tuple[int, int, int]]  # (subject, predicate id, object)
     captions: list[str] = field(default_factory=list)
+    arrows: list[tuple[int, int]] = field(default_factory=list)  # (from, to) object indices
 
     @property
     def labels(self) -> list[int]:
@@ -155,13 +164,81 @@ def generate_scene(rng: np.random.Generator, canvas: int = 96, noise: float = 6.
         placed.append((obj, mask))
     if len(placed) < 2:
         raise RuntimeError(f"could not place 2 objects on a {canvas}x{canvas} canvas")
-    return render_scene([obj for obj, _ in placed], rng, canvas, noise)
+    objects = [obj for obj, _ in placed]
+    arrows = []
+    if rng.random() < ARROW_PROBABILITY:
+        masks = np.stack([mask for _, mask in placed])
+        pairs = [(a, b) for a in range(len(objects)) for b in range(len(objects)) if a != b]
+        for k in rng.permutation(len(pairs)).tolist():
+            a, b = (objects[i].centre for i in pairs[k])
+            # room both ways, so the arrow can be turned round (hard-negative images)
+            if arrow_mask(a, b, masks, canvas) is not None and arrow_mask(b, a, masks, canvas) is not None:
+                arrows = [pairs[k]]
+                break
+    return render_scene(objects, rng, canvas, noise, arrows)
 
 
-def render_scene(objects: list[SceneObject], rng: np.random.Generator, canvas: int = 96, noise: float = 6.0) -> Scene:
-    """Draw given objects in order (later ones on top), with their scene graph and captions."""
+def _segment_distance(xs: np.ndarray, ys: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """Distance of points to the segment start-end, and where along it they project (0..1)."""
+    direction = end - start
+    t = ((xs - start[0]) * direction[0] + (ys - start[1]) * direction[1]) / max(direction @ direction, 1e-9)
+    t = np.clip(t, 0, 1)
+    return np.hypot(xs - start[0] - t * direction[0], ys - start[1] - t * direction[1]), t
+
+
+def arrow_mask(
+    tail: tuple[float, float], head: tuple[float, float], masks: np.ndarray, canvas: int
+) -> np.ndarray | None:
+    """Pixels of an arrow from the object centred at `tail` to the one at `head`, drawn
+    between their masks (a shaft and a head), or None where it would touch an object
+    or has no room: the arrow never enters any object's mask, so no object token sees it."""
+    scale = canvas / 96
+    start, end = np.asarray(tail, float), np.asarray(head, float)
+    length = np.linalg.norm(end - start)
+    if length < 1:
+        return None
+    unit = (end - start) / length
+    steps = np.linspace(0, 1, int(4 * length) + 2)
+    points = start + steps[:, None] * (end - start)
+    rows = np.clip(points[:, 1].astype(int), 0, canvas - 1)
+    cols = np.clip(points[:, 0].astype(int), 0, canvas - 1)
+    occupied = _dilate(masks.any(axis=0), max(1, round(2 * scale)))
+    free = ~occupied[rows, cols]
+    if not free.any():
+        return None
+    first, last = int(np.argmax(free)), len(free) - 1 - int(np.argmax(free[::-1]))
+    if not free[first : last + 1].all():
+        return None  # the straight line crosses another object
+    start, end = points[first], points[last]
+    head_length, head_width = 5 * scale, 3 * scale
+    if np.linalg.norm(end - start) < head_length + 3 * scale:
+        return None
+    ys, xs = np.mgrid[0:canvas, 0:canvas] + 0.5
+    shaft, _ = _segment_distance(xs, ys, start, end - unit * head_length)
+    along = (xs - end[0]) * -unit[0] + (ys - end[1]) * -unit[1]  # distance back from the tip
+    across = np.abs((xs - end[0]) * -unit[1] + (ys - end[1]) * unit[0])
+    head_mask = (along >= 0) & (along <= head_length) & (across <= head_width * along / head_length + 0.5)
+    mask = (shaft <= 0.75 * scale) | head_mask
+    return None if (mask & _dilate(masks.any(axis=0), 1)).any() else mask
+
+
+def render_scene(
+    objects: list[SceneObject],
+    rng: np.random.Generator,
+    canvas: int = 96,
+    noise: float = 6.0,
+    arrows: list[tuple[int, int]] = (),
+) -> Scene:
+    """Draw given objects in order (later ones on top) and arrows (from, to) between
+    them, with the scene graph and captions. An arrow with no room between its
+    objects raises ValueError."""
     full_masks = np.stack([shape_mask(o.shape, o.centre, SIZES[o.size] * canvas / 96, canvas) for o in objects])
     image = rng.normal(20, noise, size=(canvas, canvas, 3))
+    for tail, head in arrows:
+        mask = arrow_mask(objects[tail].centre, objects[head].centre, full_masks, canvas)
+        if mask is None:
+            raise ValueError(f"no room for an arrow from object {tail} to object {head}")
+        image[mask] = ARROW_COLOUR
     for obj, mask in zip(objects, full_masks, strict=True):
         image[mask] = COLOURS[obj.colour]
     image = np.clip(image + rng.normal(0, noise, size=image.shape), 0, 255).astype(np.uint8)
@@ -171,8 +248,10 @@ def render_scene(objects: list[SceneObject], rng: np.random.Generator, canvas: i
             visible[k] &= ~full_masks[later]
     keep = [k for k in range(len(objects)) if visible[k].any()]
     objects, visible = [objects[k] for k in keep], visible[keep]
+    arrows = [(keep.index(a), keep.index(b)) for a, b in arrows if a in keep and b in keep]
     triplets = geometric_triplets(masks_to_boxes(visible), mask_intersections(visible))
-    scene = Scene(image=image, masks=visible, objects=objects, triplets=triplets)
+    triplets += [(a, PREDICATE_ID["points at"], b) for a, b in arrows]
+    scene = Scene(image=image, masks=visible, objects=objects, triplets=triplets, arrows=arrows)
     scene.captions = make_captions(scene, rng)
     return scene
 
@@ -188,7 +267,7 @@ def describe_triplet(scene: Scene, triplet: tuple[int, int, int], reverse: bool 
     s, predicate, o = triplet
     name = PREDICATES[predicate]
     if reverse:
-        s, o, name = o, s, INVERSE_PREDICATE[name]
+        s, o, name = o, s, INVERSE[name]
     return f"a {scene.objects[s].phrase} {PHRASES[name]} a {scene.objects[o].phrase}"
 
 
@@ -199,9 +278,11 @@ def list_objects(scene: Scene) -> str:
 
 
 def make_captions(scene: Scene, rng: np.random.Generator, count: int = CAPTIONS_PER_SCENE) -> list[str]:
-    """Several captions from the scene graph: relations told both ways, pairs of relations, the object list."""
+    """Several captions from the scene graph: relations told both ways (arrows first), pairs of
+    relations, the object list."""
     captions = [list_objects(scene)]
-    order = rng.permutation(len(scene.triplets))
+    drawn = [k for k, t in enumerate(scene.triplets) if PREDICATES[t[1]] == "points at"]
+    order = [*drawn, *(k for k in rng.permutation(len(scene.triplets)).tolist() if k not in drawn)]
     for k in range(count - 1):
         triplet = scene.triplets[order[k % len(order)]]
         style = rng.integers(4)

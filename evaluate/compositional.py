@@ -22,9 +22,9 @@ from torch_geometric.data import Batch
 from data.coco import load_image
 from data.datasets import graph_transform
 from data.images import TokenSource, tokens_to_graph
-from data.synthetic import SceneObject, make_scene, render_scene
+from data.synthetic import make_scene
 from evaluate.benchmarks import BENCHMARKS, load_benchmark
-from evaluate.suites import SYNTHETIC_SUITES, read_suite, synthetic_suite, write_suite
+from evaluate.suites import SYNTHETIC_SUITES, read_suite, render_layout, synthetic_suite, write_suite
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
@@ -49,9 +49,7 @@ class RefGraphs:
             scene = make_scene(spec.get("seed", 0), spec.get("split", "test"), spec["index"])
             return scene.image, lambda: build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
         if "layout" in ref:
-            spec = ref["layout"]
-            objects = [SceneObject(o["shape"], o["colour"], o["size"], tuple(o["centre"])) for o in spec["objects"]]
-            scene = render_scene(objects, np.random.default_rng(spec.get("seed", 0)), spec.get("canvas", 96))
+            scene = render_layout(ref["layout"])
             return scene.image, lambda: build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
         path = Path(ref["file"])
         image = load_image(path if path.is_absolute() else self.root / path)

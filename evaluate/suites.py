@@ -15,7 +15,8 @@ An image REF is one of
 ``{"file": "img.jpg"}`` (relative to the suite file; optional ``"box": [x, y, w, h]`` crops it),
 ``{"synthetic": {"seed": 0, "split": "test", "index": 12}}`` (a scene of the world), or
 ``{"layout": {"seed": 3, "canvas": 96, "objects": [{"shape": "circle", "colour": "red",
-"size": "small", "centre": [30, 48]}, ...]}}`` (objects drawn where they are told).
+"size": "small", "centre": [30, 48]}, ...], "arrows": [[0, 1]]}}`` (objects drawn where they
+are told, with optional arrows from one object to another, by index).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from data.negatives import order_perturbations
-from data.synthetic import COLOURS, PHRASES, SHAPES, Scene, SceneObject, describe_triplet, make_scene
+from data.synthetic import COLOURS, PHRASES, SHAPES, Scene, SceneObject, describe_triplet, make_scene, render_scene
 from graphs.schema import PREDICATES
 
 SYNTHETIC_SUITES = ("relation-swap", "attribute-swap", "word-order", "winoground-synthetic")
 SYMMETRIC = {"next to", "overlapping", "near"}
+WINOGROUND_PREDICATES = ("left of", "above", "points at")
 
 
 def read_suite(path: str | Path) -> list[dict]:
@@ -72,6 +74,13 @@ def check_item(item: dict, where: str) -> None:
             raise ValueError(f"{where}: an image must be {{'file': ...}}, {{'synthetic': ...}} or {{'layout': ...}}")
 
 
+def render_layout(spec: dict) -> Scene:
+    """The scene of a ``{"layout": ...}`` image REF."""
+    objects = [SceneObject(o["shape"], o["colour"], o["size"], tuple(o["centre"])) for o in spec["objects"]]
+    arrows = [(int(a), int(b)) for a, b in spec.get("arrows", [])]
+    return render_scene(objects, np.random.default_rng(spec.get("seed", 0)), spec.get("canvas", 96), arrows=arrows)
+
+
 def write_suite(items: list[dict], path: str | Path) -> None:
     Path(path).write_text("".join(json.dumps(item) + "\n" for item in items))
 
@@ -89,7 +98,10 @@ def _scenes(seed: int, split: str = "test") -> Iterator[tuple[int, Scene]]:
 
 
 def relation_swap(count: int = 300, seed: int = 0) -> list[dict]:
-    """The true relation against subject and object swapped (ARO VG-Relation), subsets by predicate."""
+    """The true relation against subject and object swapped (ARO VG-Relation), subsets by predicate.
+
+    Every other scene with an arrow is asked about its arrow ("points at"), the
+    relation whose direction only the scene graph's directional edges carry."""
     items = []
     for index, scene in _scenes(seed):
         if len(items) == count:
@@ -98,7 +110,8 @@ def relation_swap(count: int = 300, seed: int = 0) -> list[dict]:
         candidates = [t for t in scene.triplets if PREDICATES[t[1]] not in SYMMETRIC and unique[t[0]] and unique[t[2]]]
         if not candidates:
             continue
-        s, p, o = candidates[index % len(candidates)]
+        drawn = [t for t in candidates if PREDICATES[t[1]] == "points at"]
+        s, p, o = drawn[0] if drawn and index % 2 == 0 else candidates[index % len(candidates)]
         true = describe_triplet(scene, (s, p, o))
         false = describe_triplet(scene, (o, p, s))
         ref = {"synthetic": {"seed": seed, "split": "test", "index": index}}
@@ -164,7 +177,8 @@ def word_order(count: int = 300, seed: int = 0) -> list[dict]:
 
 
 def winoground_synthetic(count: int = 200, seed: int = 0, canvas: int = 96) -> list[dict]:
-    """Pairs of images that differ only by who is where, with the two captions that say so."""
+    """Pairs of images that differ only by who is where, or by which way the arrow between
+    the same two objects points, with the two captions that say so."""
     rng = np.random.default_rng([seed, 99])
     items = []
     while len(items) < count:
@@ -179,19 +193,25 @@ def winoground_synthetic(count: int = 200, seed: int = 0, canvas: int = 96) -> l
         )
         if first.phrase == second.phrase:
             continue
-        predicate = "left of" if rng.random() < 0.5 else "above"
-        offset = rng.uniform(18, 26) * canvas / 96
-        along, across = canvas / 2 + rng.uniform(-6, 6), canvas / 2 + rng.uniform(-10, 10)
+        predicate = WINOGROUND_PREDICATES[rng.integers(len(WINOGROUND_PREDICATES))]
+        low, high, jitter = (23, 28, 5) if predicate == "points at" else (18, 26, 6)  # room for the arrow
+        offset = rng.uniform(low, high) * canvas / 96
+        along, across = canvas / 2 + rng.uniform(-jitter, jitter), canvas / 2 + rng.uniform(-10, 10)
         spots = [(along - offset, across), (along + offset, across)]
-        if predicate == "above":
+        if predicate == "above" or (predicate == "points at" and rng.random() < 0.5):
             spots = [(y, x) for x, y in spots]
         layouts = []
         for a, b in ((first, second), (second, first)):
+            if predicate == "points at":  # the same picture, the arrow turned round
+                placed, arrows = ((first, spots[0]), (second, spots[1])), [[0, 1] if a is first else [1, 0]]
+            else:  # the same two objects, their places swapped
+                placed, arrows = ((a, spots[0]), (b, spots[1])), []
             objects = [
                 {"shape": o.shape, "colour": o.colour, "size": o.size, "centre": list(map(float, spot))}
-                for o, spot in ((a, spots[0]), (b, spots[1]))
+                for o, spot in placed
             ]
-            layouts.append({"layout": {"seed": int(rng.integers(1 << 30)), "canvas": canvas, "objects": objects}})
+            layout = {"seed": int(rng.integers(1 << 30)), "canvas": canvas, "objects": objects, "arrows": arrows}
+            layouts.append({"layout": layout})
         captions = [f"a {a.phrase} {PHRASES[predicate]} a {b.phrase}" for a, b in ((first, second), (second, first))]
         items.append({"id": f"wino-{len(items)}", "subset": predicate, "images": layouts, "captions": captions})
     return items

@@ -136,33 +136,39 @@ def knn_pairs(boxes: np.ndarray, k: int = 4) -> np.ndarray:
 
 
 def relation_geometry(boxes: np.ndarray, intersections: np.ndarray, triplets: np.ndarray) -> np.ndarray:
-    """Relative geometry of subject and object for each triplet, [m, 8].
+    """Relative geometry of the two participants of each triplet, [m, 8], the same
+    whichever of them is the subject.
 
-    (dx, dy, distance, log area ratio, log width ratio, log height ratio,
-    box IoU, fraction of the subject's mask inside the object's mask).
+    (|dx|, |dy|, distance, |log area ratio|, |log width ratio|, |log height ratio|,
+    box IoU, mask intersection over the smaller mask). The features say how far
+    apart and how different in size the two are, never which one is the subject:
+    that is told by the directional `subject_of` / `has_object` edges alone, so
+    ablating those edges removes it (a signed dx would let a model read the
+    direction off the object tokens' boxes instead).
     """
     if len(triplets) == 0:
         return np.zeros((0, 8), dtype=np.float32)
     s, o = triplets[:, 0], triplets[:, 2]
     eps = 1e-4
     d = boxes[o, :2] - boxes[s, :2]
-    ratio = np.log((boxes[s, 2:] + eps) / (boxes[o, 2:] + eps))
-    area_ratio = ratio.sum(axis=1)
+    log_size = np.log(boxes[:, 2:] + eps)
+    ratio = log_size[s] - log_size[o]  # exactly the negative when told the other way round
+    area_ratio = ratio[:, 0] + ratio[:, 1]
     cs, co = corners(boxes[s]), corners(boxes[o])
     inter_wh = np.clip(np.minimum(cs[:, 2:], co[:, 2:]) - np.maximum(cs[:, :2], co[:, :2]), 0, None)
     inter = inter_wh.prod(axis=1)
     union = boxes[s, 2] * boxes[s, 3] + boxes[o, 2] * boxes[o, 3] - inter
-    mask_frac = intersections[s, o] / np.maximum(intersections[s, s], 1)
+    smaller = np.maximum(np.minimum(intersections[s, s], intersections[o, o]), 1)
     features = np.column_stack(
         [
-            d[:, 0],
-            d[:, 1],
+            np.abs(d[:, 0]),
+            np.abs(d[:, 1]),
             np.linalg.norm(d, axis=1),
-            area_ratio,
-            ratio[:, 0],
-            ratio[:, 1],
+            np.abs(area_ratio),
+            np.abs(ratio[:, 0]),
+            np.abs(ratio[:, 1]),
             inter / (union + eps),
-            mask_frac,
+            intersections[s, o] / smaller,
         ]
     )
     return features.astype(np.float32)

@@ -35,6 +35,8 @@ EDGE_TYPE_BY_NAME: dict[str, EdgeType] = {et[1]: et for et in EDGE_TYPES}
 # the first eleven; the rest are the 50 predicates of Visual Genome's common
 # split (VG150), for triplets from VG or a scene-graph model. Anything else a
 # token source names maps through PREDICATE_ALIASES or becomes "other".
+# DRAWN_PREDICATES are relations drawn between objects (the synthetic world's
+# arrows): nothing in either object's own pixels or position tells their direction.
 GEOMETRIC_PREDICATES: tuple[str, ...] = (
     "left of",
     "right of",
@@ -56,7 +58,8 @@ VG150_PREDICATES: tuple[str, ...] = (
     "sitting on", "standing on", "to", "using", "walking in", "walking on", "watching", "wearing", "wears",
     "with",
 )  # fmt: skip
-PREDICATES: tuple[str, ...] = (*GEOMETRIC_PREDICATES, *VG150_PREDICATES, "other")
+DRAWN_PREDICATES: tuple[str, ...] = ("points at",)
+PREDICATES: tuple[str, ...] = (*GEOMETRIC_PREDICATES, *VG150_PREDICATES, *DRAWN_PREDICATES, "other")
 PREDICATE_ALIASES: dict[str, str] = {
     "beneath": "under",
     "underneath": "under",

@@ -107,12 +107,15 @@ class GraphCLIP(nn.Module):
         tokens: Tensor | None,
         hidden: Tensor | None = None,
         cluster_targets: Tensor | None = None,
+        twins: Data | HeteroData | None = None,
     ) -> CLIPOutput:
         """Normalised image and text features, the scale, and the token objectives asked for.
 
         `hidden` (bool per object node) with `cluster_targets` (cluster id per
         hidden node) adds the masked-token loss, from a second pass with those
         tokens hidden; a TokenProp decoder adds its reconstruction loss.
+        `twins`, a batch of hard-negative images, adds their features after
+        those of `batch`.
         """
         aux: dict[str, Tensor] = {}
         if self.config.vision:
@@ -129,6 +132,8 @@ class GraphCLIP(nn.Module):
                 masked, _, masked_index = encoder.encode_tokens(batch, hidden)
                 objects = masked.reshape(-1, masked.size(-1))[masked_index[: len(hidden)]]
                 aux["mim"], aux["mim_acc"] = self.cluster_head(objects[hidden], cluster_targets)
+        if twins is not None and twins.num_graphs:
+            image = torch.cat([image, self.encode_graph(twins)])
         text = F.normalize(self.text_encoder(tokens), dim=-1) if tokens is not None else None
         return CLIPOutput(image, text, self.logit_scale.exp().clamp(max=100), aux)
 

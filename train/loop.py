@@ -103,16 +103,18 @@ def train_epoch(
             tokens = batch.text_tokens
         else:
             tokens = core.text_encoder.tokenize(batch.texts + list(getattr(batch, "negative_texts", [])))
+        twins = batch.twins.to(device, non_blocking=True) if "twins" in batch else None
+        blocked = batch.blocked.to(device, non_blocking=True) if "blocked" in batch else None
         batch = batch.to(device, non_blocking=True)
         tokens = tokens.to(device, non_blocking=True) if tokens is not None else None
         hidden, targets = objectives.hide(batch)
         data_wait += time.perf_counter() - last
         with autocast_for(device, precision):
-            out = model(batch, tokens, hidden, targets)
+            out = model(batch, tokens, hidden, targets, twins)
             if not objectives.contrastive:
                 loss = out.image.new_zeros(())
-            elif len(out.text) > len(out.image):  # captions, then hard negatives
-                loss = hard_negative_clip_loss(out.image, out.text, out.scale)
+            elif len(out.text) > len(out.image) or blocked is not None:  # hard negatives
+                loss = hard_negative_clip_loss(out.image, out.text, out.scale, blocked)
             else:
                 loss = loss_fn(out.image, out.text, out.scale)
             if "tokenprop" in out.aux:
@@ -159,13 +161,23 @@ def train_epoch(
     return stats
 
 
-def hard_negative_clip_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def hard_negative_clip_loss(
+    image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, blocked: torch.Tensor | None = None
+) -> torch.Tensor:
     """NegCLIP: each image against its caption, the other captions and every hard negative;
-    each caption against the images. `text` holds the B captions first, then the negatives."""
-    batch = len(image)
-    labels = torch.arange(batch, device=image.device)
-    image_to_text = scale * image @ text.T  # [B, B + M]
-    text_to_image = scale * text[:batch] @ image.T  # [B, B]
+    each caption against the images (hard-negative images included).
+
+    `image` holds P images, `text` their P captions first, then M hard-negative
+    texts; `blocked` [P, P + M] marks pairs that must not count as negatives
+    (a caption that may also hold for a hard-negative image)."""
+    count = len(image)
+    labels = torch.arange(count, device=image.device)
+    image_to_text = scale * image @ text.T  # [P, P + M]
+    text_to_image = scale * text[:count] @ image.T  # [P, P]
+    if blocked is not None:
+        lowest = torch.finfo(image_to_text.dtype).min
+        image_to_text = image_to_text.masked_fill(blocked, lowest)
+        text_to_image = text_to_image.masked_fill(blocked[:, :count].T, lowest)
     return (F.cross_entropy(image_to_text, labels) + F.cross_entropy(text_to_image, labels)) / 2
 
 

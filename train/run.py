@@ -30,6 +30,7 @@ from data.cli import add_data_arguments, data_options
 from data.clusters import object_clusters
 from data.loader import GraphLoader, epoch_generator
 from data.negatives import NEGATIVE_KINDS
+from data.sources import open_twins
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
 from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
@@ -96,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KINDS",
         help="comma-separated: relation,attribute,order: certainly-false captions made from each "
         "scene's graph, added as extra texts for its image (NegCLIP); synthetic world only",
+    )
+    optim.add_argument(
+        "--hard-negative-images",
+        action="store_true",
+        help="add each scene's twin, re-drawn with one relation reversed (its arrow turned round, or two "
+        "objects in each other's places), as an extra image with its own caption, so the image side is "
+        "pushed too (Winoground's image score); synthetic world only",
     )
     optim.add_argument("--tokenprop-weight", type=float, default=0.0, help="TokenProp reconstruction loss weight")
     optim.add_argument("--mim-weight", type=float, default=0.0, help="masked-token loss weight beside the CLIP loss")
@@ -259,8 +267,12 @@ class Trainer:
         seed_everything(args.seed)
         options = data_options(args)
         options.pixels = args.vision_image_size if args.vision else 0
-        if args.hard_negatives and (args.dataset != "synthetic" or world.distributed or args.data_on_device):
-            raise ValueError("--hard-negatives needs the synthetic world, one process and host batches (for now)")
+        hard = args.hard_negatives or args.hard_negative_images
+        if hard and (args.dataset != "synthetic" or world.distributed or args.data_on_device):
+            raise ValueError(
+                "--hard-negatives and --hard-negative-images need the synthetic world, one process and "
+                "host batches (for now)"
+            )
         if world.is_main:  # one process builds the cache, the others then read it
             self.train_set = open_dataset(options, "train", self.progress)
         barrier(world)
@@ -284,6 +296,7 @@ class Trainer:
             world_size=world.size,
             pick_caption=True,
             caption_tokens=caption_tokens,
+            twins=open_twins(options, self.train_set.store, self.progress) if args.hard_negative_images else None,
         )
         if len(self.loader) == 0:
             raise ValueError(

@@ -2,6 +2,7 @@ import pytest
 
 from data.negatives import NEGATIVE_KINDS, hard_negatives, statement_holds
 from data.synthetic import make_scene
+from graphs.schema import PREDICATES
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +87,126 @@ def test_training_with_hard_negatives(tmp_path):
 
     final = train_tiny(tmp_path, tmp_path / "run", "--hard-negatives", "relation,attribute")
     assert final["epoch"] == 1
+
+
+def test_twins_reverse_one_relation_and_are_checked_both_ways(scenes):
+    from data.negatives import twin_scene
+    from data.synthetic import describe_triplet
+
+    kinds = {"arrow": 0, "spatial": 0, "none": 0}
+    for scene in scenes:
+        made = twin_scene(scene)
+        if made is None:
+            kinds["none"] += 1
+            continue
+        twin, true, swapped = made
+        assert statement_holds(scene, true) and not statement_holds(twin, true)
+        assert statement_holds(twin, swapped) and not statement_holds(scene, swapped)
+        assert sorted(true.split()) == sorted(swapped.split()) and true != swapped
+        assert sorted(o.phrase for o in twin.objects) == sorted(o.phrase for o in scene.objects)
+        if " pointing at " in true:  # the same picture with the arrow turned round
+            kinds["arrow"] += 1
+            assert [o.centre for o in twin.objects] == [o.centre for o in scene.objects]
+            assert twin.arrows == [scene.arrows[0][::-1]]
+            (tail, head) = scene.arrows[0]
+            assert true == describe_triplet(scene, (tail, PREDICATES.index("points at"), head))
+        else:  # two objects in each other's places, the others where they were
+            kinds["spatial"] += 1
+            moved = [k for k, (a, b) in enumerate(zip(scene.objects, twin.objects, strict=True)) if a != b]
+            assert len(moved) == 2
+            a, b = moved
+            assert twin.objects[a].centre == scene.objects[b].centre
+            assert twin.objects[b].centre == scene.objects[a].centre
+    assert kinds["arrow"] > 30 and kinds["spatial"] > 30 and kinds["none"] < 0.3 * len(scenes), kinds
+
+
+def test_a_batch_with_twins_blocks_exactly_the_pairs_that_may_hold():
+    from data.datasets import GraphDataset, SyntheticBuilder, SyntheticTwinBuilder
+    from data.loader import GraphLoader, Twins
+    from data.negatives import twin_scene
+    from data.store import GraphStore
+
+    size = 16
+    builder, twin_builder = SyntheticBuilder("train", size, negatives=["relation"]), SyntheticTwinBuilder("train", size)
+    store = GraphStore.from_graphs(*zip(*(builder.build(k) for k in range(size)), strict=True))
+    made = {k: twin_scene(make_scene(0, "train", k)) for k in range(size)}
+    made = {k: v for k, v in made.items() if v is not None}
+    twin_graphs = [twin_builder.build(k) for k in made]
+    twins = Twins.align(GraphStore.from_graphs(*zip(*twin_graphs, strict=True)), store)
+    assert (twins.row >= 0).sum() == len(made)
+    seen = 0
+    for batch in GraphLoader(GraphDataset(store), 8, shuffle=True, pick_caption=True, twins=twins):
+        count, texts, negatives = batch.twins.num_graphs, batch.texts, batch.negative_texts
+        assert len(texts) == 8 + count and batch.blocked.shape == (8 + count, 8 + count + len(negatives))
+        assert batch.blocked[8:, 8 + count :].all() and not batch.blocked[:8].any()
+        assert not batch.blocked.diagonal().any()
+        owners = [batch.name.index(name) for name in batch.twins.name]
+        for t, owner in enumerate(owners):
+            twin, _, swapped = made[int(batch.name[owner].split("/")[1])]
+            assert texts[8 + t] == swapped
+            # a twin is never contrasted with its owner's caption when that caption holds for it
+            assert bool(batch.blocked[8 + t, owner]) == statement_holds(twin, texts[owner])
+            others = [k for k in range(8) if k != owner]
+            assert not batch.blocked[8 + t, others].any()
+        seen += count
+    assert seen == len(made)
+
+
+def test_the_loss_with_blocked_pairs_matches_a_direct_sum():
+    import torch
+    import torch.nn.functional as F
+
+    from train.loop import hard_negative_clip_loss
+
+    generator = torch.Generator().manual_seed(0)
+    image = F.normalize(torch.randn(5, 8, generator=generator), dim=1)  # 3 graphs, 2 twins
+    text = F.normalize(torch.randn(5 + 4, 8, generator=generator), dim=1)  # 5 captions, 4 negatives
+    blocked = torch.zeros(5, 9, dtype=torch.bool)
+    blocked[3:, 5:] = True
+    blocked[3, 0] = True  # caption 0 may hold for twin 3
+    scale = torch.tensor(7.0)
+    loss = hard_negative_clip_loss(image, text, scale, blocked)
+    # a second way: each cross-entropy term written out over the pairs that count
+    sims = scale * image @ text.T
+    i2t = [-(sims[r, r] - torch.logsumexp(sims[r][~blocked[r]], 0)) for r in range(5)]
+    t2i = [-(sims[c, c] - torch.logsumexp(sims[:, c][~blocked[:, c]], 0)) for c in range(5)]
+    expected = (torch.stack(i2t).mean() + torch.stack(t2i).mean()) / 2
+    assert torch.isclose(loss, expected, atol=1e-6)
+    assert not torch.isclose(loss, hard_negative_clip_loss(image, text, scale))
+
+
+def test_the_model_embeds_twins_after_the_batch():
+    import torch
+    from helpers import TINY_MODEL
+
+    from data.datasets import SyntheticTwinBuilder
+    from data.store import GraphStore
+    from models import GraphCLIP, GraphCLIPConfig
+
+    torch.manual_seed(0)
+    model = GraphCLIP(GraphCLIPConfig.from_dict(TINY_MODEL)).eval()
+    builder = SyntheticTwinBuilder("train", 6)
+    graphs = [builder.build(k) for k in range(6) if twin_scene_exists(k)]
+    store = GraphStore.from_graphs(*zip(*graphs, strict=True))
+    batch, twins = store.collate([0, 1]), store.collate(list(range(2, len(store))))
+    tokens = model.text_encoder.tokenize(["a red circle"] * len(store))
+    with torch.no_grad():
+        out = model(batch, tokens, twins=twins)
+        assert out.image.shape == (len(store), model.config.embed_dim)
+        assert torch.allclose(out.image[2:], model.encode_graph(twins), atol=1e-6)
+        assert torch.allclose(out.image[:2], model.encode_graph(batch), atol=1e-6)
+
+
+def twin_scene_exists(index: int) -> bool:
+    from data.negatives import twin_scene
+
+    return twin_scene(make_scene(0, "train", index)) is not None
+
+
+def test_training_with_hard_negative_images(tmp_path):
+    from helpers import train_tiny
+
+    final = train_tiny(tmp_path, tmp_path / "run", "--hard-negatives", "relation", "--hard-negative-images")
+    assert final["epoch"] == 1
+    log = (tmp_path / "run" / "out.log").read_text()
+    assert "no relation can be reversed cleanly" in log or "skipped" not in log

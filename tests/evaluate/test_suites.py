@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from data.synthetic import SceneObject, make_scene, render_scene
+from data.negatives import statement_holds
+from data.synthetic import make_scene
 from evaluate.compositional import main as compositional_main
 from evaluate.compositional import score
 from evaluate.suites import (
@@ -12,6 +13,7 @@ from evaluate.suites import (
     order_perturbations,
     read_suite,
     relation_swap,
+    render_layout,
     winoground_synthetic,
     word_order,
     write_suite,
@@ -63,12 +65,22 @@ def test_word_order_perturbations_keep_the_words_and_change_the_order():
 def test_winoground_pairs_have_the_relation_they_claim():
     for item in winoground_synthetic(30):
         for ref, caption in zip(item["images"], item["captions"], strict=True):
-            spec = ref["layout"]
-            objects = [SceneObject(o["shape"], o["colour"], o["size"], tuple(o["centre"])) for o in spec["objects"]]
-            scene = render_scene(objects, np.random.default_rng(spec["seed"]))
+            scene = render_layout(ref["layout"])
             assert len(scene.objects) == 2
-            assert caption in facts(scene)
+            assert caption in facts(scene) and statement_holds(scene, caption)
+            other = item["captions"][1 - item["captions"].index(caption)]
+            assert not statement_holds(scene, other)
         assert sorted(item["captions"][0].split()) == sorted(item["captions"][1].split())
+    subsets = {item["subset"] for item in winoground_synthetic(30)}
+    assert subsets == {"left of", "above", "points at"}
+
+
+def test_arrow_pairs_are_one_picture_with_the_arrow_turned():
+    items = [item for item in winoground_synthetic(30) if item["subset"] == "points at"]
+    assert items
+    for item in items:
+        first, second = (ref["layout"] for ref in item["images"])
+        assert first["objects"] == second["objects"] and first["arrows"] == [list(reversed(second["arrows"][0]))]
 
 
 def test_scoring_counts_ties_as_wrong_and_matches_hand_computed_scores():

@@ -62,10 +62,19 @@ def test_edges_of_a_known_layout():
     assert edge_set(data, CONTEXT) == {(0, k) for k in range(4)}
     # with 4 objects every object links to the 3 others
     assert edge_set(data, NEAR) == {(i, j) for i in range(4) for j in range(4) if i != j}
-    # one-hot predicate then geometry; subject 0 is left of object 1 -> dx > 0
+    # one-hot predicate then geometry; subject 0 is left of object 1 -> |dx| > 0
     rel_x = data[RELATION].x
     assert rel_x[0, : len(PREDICATES)].argmax().item() == PREDICATES.index("left of")
     assert rel_x[0, len(PREDICATES)].item() > 0
+
+
+def test_relation_geometry_does_not_tell_the_subject():
+    masks = square_masks(CANVAS, [(2, 2, 6), (30, 10, 12)])
+    forward = build_graph(image(), masks, triplets=[(0, "left of", 1)])
+    backward = build_graph(image(), masks, triplets=[(1, "right of", 0)])
+    geometry = slice(len(PREDICATES), None)
+    assert torch.equal(forward[RELATION].x[:, geometry], backward[RELATION].x[:, geometry])
+    assert (forward[RELATION].x[:, geometry] != 0).any()
 
 
 def test_near_is_k_nearest_by_centroid():
@@ -125,7 +134,7 @@ def test_synthetic_scenes_build_valid_graphs(scenes):
         data = build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
         check_graph(data)
         n = len(scene.objects)
-        assert data[OBJECT].num_nodes == n and data[RELATION].num_nodes == n * (n - 1) // 2
+        assert data[OBJECT].num_nodes == n and data[RELATION].num_nodes == n * (n - 1) // 2 + len(scene.arrows)
 
 
 @pytest.mark.parametrize("canvas, grid", [(64, 4), (60, 7)])
