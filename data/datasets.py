@@ -138,12 +138,20 @@ class SyntheticTwinBuilder(SyntheticBuilder):
     def fingerprint(self) -> dict:
         return {**super().fingerprint(), "source": "synthetic-twins", "negatives": []}
 
-    def build(self, index: int) -> tuple[HeteroData, str]:
+    def twin(self, index: int) -> tuple[Scene, Scene, str]:
+        """(scene, its twin, the twin's caption); BadItem when the scene has none."""
         scene = make_scene(self.seed, self.split, index, self.canvas)
         made = twin_scene(scene, self.seed, self.canvas)
         if made is None:
             raise BadItem(f"{self.split}/{index}: no relation can be reversed cleanly")
-        twin, _, twin_caption = made
+        return scene, made[0], made[2]
+
+    def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        _, twin, _ = self.twin(index)
+        return twin.image, twin.masks if self.graph_type == "hetero" else None
+
+    def build(self, index: int) -> tuple[HeteroData, str]:
+        scene, twin, twin_caption = self.twin(index)
         graph = self.scene_graph(twin)
         graph.captions = [twin_caption]
         graph.negatives = [[c for c in scene.captions if not statement_holds(twin, c)]]

@@ -1,9 +1,10 @@
 """Which relations matter: `python -m evaluate.ablate` trains and scores one row per variant.
 
-Rows: the full hetero graph; each of the seven edge types dropped; the bias
-off (`--edge-bias none`); `--graph-type homo`; `--graph-type patch`. Every
-row uses the same seed, data and budget. Each row is a run directory under
-OUT/rows/; a row whose results exist is reused when the command runs again.
+Rows: the full hetero graph; each of the seven edge types dropped; the two
+directional triplet edges dropped together; the bias off (`--edge-bias
+none`); `--graph-type homo`; `--graph-type patch`. Every row uses the same
+seed, data and budget. Each row is a run directory under OUT/rows/; a row
+whose results exist is reused when the command runs again.
 Writes OUT/ablation.csv, OUT/ablation.json and the chart OUT/ablation.png.
 """
 
@@ -34,6 +35,8 @@ COLUMNS = (
     "wino_text",
     "wino_image",
     "wino_group",
+    "arrow-swap",
+    "arrow_group",
 )
 
 
@@ -45,6 +48,7 @@ def variants(study: str = "edges") -> dict[str, list[str]]:
     rows = {"full": []}
     if study == "edges":
         rows.update({f"-{et[1]}": ["--drop-edge-types", et[1]] for et in EDGE_TYPES})
+        rows["-subject_of+has_object"] = ["--drop-edge-types", "subject_of,has_object"]  # all triplet direction
         rows["bias none"] = ["--edge-bias", "none"]
         rows["homo"] = ["--graph-type", "homo"]
         rows["patch"] = ["--graph-type", "patch"]
@@ -80,36 +84,46 @@ def run_row(name: str, flags: list[str], common: list[str], folder: Path, suite_
     row = {"row": name, "flags": flags, "t2i_R@1": final["t2i_R@1"], "i2t_R@1": final["i2t_R@1"]}
     for suite in SUITES:
         result = evaluate_suite(model, state["params"], suite, torch.device("cpu"), suite_count, seed)
+        arrows = result.get("subsets", {}).get("points at", {})
         if "group" in result:
             row.update(wino_text=result["text"], wino_image=result["image"], wino_group=result["group"])
+            row["arrow_group"] = arrows.get("group")
         else:
             row[suite] = result["macro_acc"] if suite == "relation-swap" else result["acc"]
+        if suite == "relation-swap":
+            row["arrow-swap"] = arrows.get("acc")
     done.write_text(json.dumps(row, indent=2) + "\n")
     return row
 
 
+def cell(row: dict, column: str) -> float:
+    """A row's value, NaN where it has none (a suite with no item of that subset, an older row)."""
+    value = row.get(column)
+    return float("nan") if value is None else value
+
+
 def table(rows: list[dict]) -> str:
     full = rows[0]
-    header = f"{'row':<16}" + "".join(f"{c:>17}" for c in COLUMNS)
+    header = f"{'row':<24}" + "".join(f"{c:>17}" for c in COLUMNS)
     lines = [header]
     for row in rows:
         cells = []
         for column in COLUMNS:
-            value = 100 * row[column]
-            delta = "" if row is full else f" ({value - 100 * full[column]:+.1f})"
+            value = 100 * cell(row, column)
+            delta = "" if row is full else f" ({value - 100 * cell(full, column):+.1f})"
             cells.append(f"{value:.1f}{delta}".rjust(17))
-        lines.append(f"{row['row']:<16}" + "".join(cells))
+        lines.append(f"{row['row']:<24}" + "".join(cells))
     return "\n".join(lines)
 
 
 def chart(rows: list[dict], path: Path, title: str = "edge-type ablation") -> None:
     """Change against the full model, per metric, one group of bars per row."""
-    shown = ("t2i_R@1", "relation-swap", "attribute-swap", "wino_group")
+    shown = ("t2i_R@1", "relation-swap", "arrow-swap", "wino_group")
     others = rows[1:]
     fig, ax = plt.subplots(figsize=(max(8, len(others) * 0.9), 4.5), dpi=110)
     width = 0.8 / len(shown)
     for k, column in enumerate(shown):
-        deltas = [100 * (row[column] - rows[0][column]) for row in others]
+        deltas = [100 * (cell(row, column) - cell(rows[0], column)) for row in others]
         ax.bar([i + (k - (len(shown) - 1) / 2) * width for i in range(len(others))], deltas, width, label=column)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(others)), [row["row"] for row in others], rotation=30, ha="right")
@@ -182,7 +196,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         writer.writerow(["row", *COLUMNS, *(f"delta_{c}" for c in COLUMNS)])
         for row in rows:
             writer.writerow(
-                [row["row"], *(f"{row[c]:.4f}" for c in COLUMNS), *(f"{row[c] - rows[0][c]:+.4f}" for c in COLUMNS)]
+                [
+                    row["row"],
+                    *(f"{cell(row, c):.4f}" for c in COLUMNS),
+                    *(f"{cell(row, c) - cell(rows[0], c):+.4f}" for c in COLUMNS),
+                ]
             )
     (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.out / f"{stem}.txt").write_text(text + "\n")

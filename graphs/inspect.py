@@ -15,6 +15,7 @@ import networkx as nx
 
 from data.cache import BadItem
 from data.coco import load_image
+from data.datasets import SyntheticTwinBuilder
 from data.images import TOKEN_SOURCES, TokenSource, tokens_to_graph
 from data.sources import DATASETS, DataOptions, make_builder
 from data.synthetic import SHAPES
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-relations", type=int, default=20, help="geometric relations, nearest pairs first")
     parser.add_argument("--graph-type", choices=("hetero", "patch"), default="hetero")
     parser.add_argument("--drop-edge-types", default="", help="comma-separated edge types to empty first")
+    parser.add_argument(
+        "--twin",
+        action="store_true",
+        help="synthetic: show the item's hard-negative twin instead (one relation reversed; --hard-negative-images)",
+    )
     parser.add_argument("--out", type=Path, default=Path("inspect"), help="folder for graph.graphml and graph.png")
     return parser
 
@@ -105,7 +111,13 @@ def item_from_dataset(args: argparse.Namespace):
         val_size=args.index + 1,
     )
     split = args.split if args.dataset == "synthetic" else "train"
-    builder = make_builder(options, split)
+    if args.twin and args.dataset != "synthetic":
+        raise ValueError("--twin shows the synthetic world's hard-negative images (--dataset synthetic)")
+    builder = (
+        SyntheticTwinBuilder(split, args.index + 1, args.seed, graph_type=args.graph_type)
+        if args.twin
+        else make_builder(options, split)
+    )
     if not 0 <= args.index < len(builder):
         raise SystemExit(f"--index {args.index} is outside 0..{len(builder) - 1} of this {args.dataset} split")
     graph, name = builder.build(args.index)

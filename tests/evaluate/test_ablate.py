@@ -10,8 +10,9 @@ from graphs import EDGE_TYPES
 
 def test_rows_cover_every_edge_type_the_bias_and_the_graph_types():
     rows = variants()
-    assert list(rows)[0] == "full" and len(rows) == 1 + len(EDGE_TYPES) + 3
+    assert list(rows)[0] == "full" and len(rows) == 1 + len(EDGE_TYPES) + 4
     assert rows["-subject_of"] == ["--drop-edge-types", "subject_of"]
+    assert rows["-subject_of+has_object"] == ["--drop-edge-types", "subject_of,has_object"]
     assert rows["bias none"] == ["--edge-bias", "none"] and rows["patch"] == ["--graph-type", "patch"]
 
 

@@ -52,3 +52,17 @@ def test_inspect_errors_are_clear(tmp_path):
         main(["--image", str(tmp_path / "missing.png"), "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         main(["--drop-edge-types", "sideways", "--out", str(tmp_path)])
+
+
+def test_inspect_a_twin(tmp_path, capsys):
+    from data.negatives import twin_scene
+    from data.synthetic import make_scene
+
+    _, true, swapped = twin_scene(make_scene(0, "train", 6))
+    main(["--index", "6", "--twin", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert f"captions:\n  {swapped}\n" in printed and true not in printed
+    with pytest.raises(SystemExit, match="no relation can be reversed cleanly"):
+        main(["--index", "2", "--twin", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--twin shows the synthetic world"):
+        main(["--dataset", "coco", "--coco-root", str(tmp_path), "--twin", "--out", str(tmp_path)])
