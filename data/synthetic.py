@@ -52,7 +52,7 @@ CAPTIONS_PER_SCENE = 5
 ARROW_PROBABILITY = 0.5
 ARROW_COLOUR = (150, 150, 150)
 # Bump when a change to this module changes the scenes (it keys the graph cache).
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 # Shapes that can hold a small object wholly inside them.
 CONTAINERS = ("circle", "square", "diamond")
 

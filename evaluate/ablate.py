@@ -84,7 +84,7 @@ def run_row(name: str, flags: list[str], common: list[str], folder: Path, suite_
     row = {"row": name, "flags": flags, "t2i_R@1": final["t2i_R@1"], "i2t_R@1": final["i2t_R@1"]}
     for suite in SUITES:
         result = evaluate_suite(model, state["params"], suite, torch.device("cpu"), suite_count, seed)
-        arrows = result.get("subsets", {}).get("points at", {})
+        arrows = result.get("pair_subsets" if "group" in result else "subsets", {}).get("points at", {})
         if "group" in result:
             row.update(wino_text=result["text"], wino_image=result["image"], wino_group=result["group"])
             row["arrow_group"] = arrows.get("group")

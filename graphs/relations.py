@@ -67,6 +67,11 @@ def box_inside(boxes: np.ndarray) -> np.ndarray:
     return within & (area[:, None] < area[None, :])
 
 
+# The one telling of each directional geometric relation that triplets use.
+CANONICAL_PREDICATES = ("left of", "above", "on top of", "inside")
+TOLD_THE_OTHER_WAY = {"right of": "left of", "below": "above", "under": "on top of", "contains": "inside"}
+
+
 def pair_predicate(boxes: np.ndarray, inside: np.ndarray, touching: np.ndarray, s: int, o: int) -> str:
     """The geometric predicate of the ordered pair (subject s, object o)."""
     if inside[s, o]:
@@ -96,8 +101,12 @@ def geometric_triplets(
 ) -> list[tuple[int, int, int]]:
     """One (subject, predicate id, object) triplet per pair of objects, nearest pairs first.
 
-    `intersections` comes from `mask_intersections`. The lower index is the
-    subject; `max_relations` keeps the nearest pairs.
+    `intersections` comes from `mask_intersections`; `max_relations` keeps the
+    nearest pairs. Each pair is told one way only, from the participant that
+    makes its predicate one of CANONICAL_PREDICATES ("A left of B", never "B
+    right of A"), so the same arrangement always gives the same relation token
+    whatever order the objects come in; symmetric predicates take the lower
+    index as subject.
     """
     n = len(boxes)
     if n < 2:
@@ -109,7 +118,13 @@ def geometric_triplets(
     pairs.sort(key=lambda p: (distance[p], p))
     if max_relations is not None:
         pairs = pairs[:max_relations]
-    return [(s, PREDICATE_ID[pair_predicate(boxes, inside, touching, s, o)], o) for s, o in pairs]
+    triplets = []
+    for s, o in pairs:
+        name = pair_predicate(boxes, inside, touching, s, o)
+        if name in TOLD_THE_OTHER_WAY:
+            s, o, name = o, s, TOLD_THE_OTHER_WAY[name]
+        triplets.append((s, PREDICATE_ID[name], o))
+    return triplets
 
 
 def overlap_pairs(boxes: np.ndarray, intersections: np.ndarray) -> np.ndarray:

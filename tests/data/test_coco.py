@@ -29,7 +29,9 @@ def test_instances_become_objects_and_crowd_is_left_out(coco_root):
     np.testing.assert_allclose(graph[OBJECT].area.numpy() * 48 * 64, [400, 121], atol=25)
     np.testing.assert_allclose(graph[OBJECT].box[0].numpy(), [50 / 64, 30 / 48, 20 / 64, 20 / 48], atol=1e-6)
     assert graph[RELATION].num_nodes == 1
-    assert PREDICATES[int(graph[RELATION].predicate[0])] == "right of"
+    # the rectangle is right of the square, told the canonical way: square left of rectangle
+    assert PREDICATES[int(graph[RELATION].predicate[0])] == "left of"
+    assert graph["object", "subject_of", "relation"].edge_index.tolist() == [[1], [0]]
     assert graph.captions == [f"image 1 caption {k}" for k in range(5)]
 
 

@@ -57,9 +57,23 @@ def test_triplets_one_per_pair_nearest_first_and_capped():
     masks = square_masks(CANVAS, [(0, 0, 5), (90, 90, 5), (12, 0, 5)])
     boxes = masks_to_boxes(masks)
     triplets = geometric_triplets(boxes, mask_intersections(masks))
-    assert [(s, o) for s, _, o in triplets] == [(0, 2), (1, 2), (0, 1)]
-    assert PREDICATES[triplets[0][1]] == "left of"
+    # nearest pairs first; (1, 2) is "1 below 2", told the canonical way: (2, above, 1)
+    assert [(s, o) for s, _, o in triplets] == [(0, 2), (2, 1), (0, 1)]
+    assert [PREDICATES[p] for _, p, _ in triplets] == ["left of", "above", "left of"]
     assert len(geometric_triplets(boxes, mask_intersections(masks), max_relations=1)) == 1
+
+
+def test_triplets_tell_an_arrangement_the_same_whatever_the_object_order():
+    from graphs.relations import CANONICAL_PREDICATES
+
+    squares = [(10, 40, 10), (60, 40, 10), (40, 5, 10), (38, 62, 14), (65, 60, 30), (72, 68, 5)]
+    told = []
+    for order in (range(6), [5, 3, 1, 4, 0, 2]):
+        masks = square_masks(CANVAS, [squares[k] for k in order])
+        triplets = geometric_triplets(masks_to_boxes(masks), mask_intersections(masks))
+        told.append({(order[s], PREDICATES[p], order[o]) for s, p, o in triplets if PREDICATES[p] != "next to"})
+        assert {PREDICATES[p] for _, p, _ in triplets} <= {*CANONICAL_PREDICATES, "next to", "overlapping", "near"}
+    assert told[0] == told[1] and len(told[0]) >= 10
 
 
 def test_knn_with_fewer_objects_than_k():
