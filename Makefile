@@ -7,7 +7,7 @@ STAMP := $(VENV)/.semgraph-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TRAIN_ARGS ?=
 
-.PHONY: venv train test lint bench clean-venv
+.PHONY: venv train composition test lint bench clean-venv
 
 venv: $(STAMP)
 
@@ -21,6 +21,13 @@ $(STAMP): pyproject.toml
 
 train: $(STAMP)
 	$(PY) train/run.py --graph-type hetero $(TRAIN_ARGS)
+
+# Issue [7]'s run: hard negatives (texts and images), then the compositional suites.
+COMPOSITION_OUT := $(or $(OUT),runs/composition-$(shell date +%Y%m%d-%H%M%S))
+composition: $(STAMP)
+	$(PY) train/run.py --config train/configs/composition.yaml --out $(COMPOSITION_OUT) $(TRAIN_ARGS)
+	$(PY) -m evaluate.compositional --checkpoint $(COMPOSITION_OUT)/checkpoints/latest.pt --count 200 \
+		--suite relation-swap --suite attribute-swap --suite word-order --suite winoground-synthetic
 
 test: $(STAMP)
 	$(PY) -m pytest tests

@@ -203,10 +203,14 @@ def twin_scene_exists(index: int) -> bool:
     return twin_scene(make_scene(0, "train", index)) is not None
 
 
-def test_training_with_hard_negative_images(tmp_path):
+@pytest.mark.parametrize("graph_type", ["hetero", "homo", "patch"])
+def test_training_with_hard_negative_images(tmp_path, graph_type):
     from helpers import train_tiny
 
-    final = train_tiny(tmp_path, tmp_path / "run", "--hard-negatives", "relation", "--hard-negative-images")
+    extra = ["--hard-negatives", "relation", "--hard-negative-images", "--graph-type", graph_type]
+    final = train_tiny(tmp_path, tmp_path / "run", *extra)
     assert final["epoch"] == 1
+    missing = sum(not twin_scene_exists(k) for k in range(32))
+    assert missing > 0
     log = (tmp_path / "run" / "out.log").read_text()
-    assert "no relation can be reversed cleanly" in log or "skipped" not in log
+    assert f"skipped {missing} of 32 items" in log and "no relation can be reversed cleanly" in log

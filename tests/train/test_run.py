@@ -149,3 +149,16 @@ def test_edge_bias_init_flag_reaches_the_model(tmp_path):
     out = tmp_path / "zero"
     train_tiny(tmp_path, out, "--edge-bias-init", "zero")
     assert json.loads((out / "params.json").read_text())["model"]["graph"]["edge_bias_init"] == "zero"
+
+
+def test_the_composition_config_reads_as_the_readme_says():
+    from pathlib import Path
+
+    from train.run import parse_args
+
+    path = Path(__file__).parents[2] / "train" / "configs" / "composition.yaml"
+    args, _ = parse_args(["--config", str(path)])
+    assert args.hard_negatives == ["relation", "attribute"] and args.hard_negative_images is True
+    assert (args.epochs, args.batch_size, args.train_size, args.graph_type) == (28, 128, 8000, "hetero")
+    args, _ = parse_args(["--config", str(path), "--epochs", "3"])
+    assert args.epochs == 3  # the command line wins
