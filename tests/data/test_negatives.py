@@ -214,3 +214,17 @@ def test_training_with_hard_negative_images(tmp_path, graph_type):
     assert missing > 0
     log = (tmp_path / "run" / "out.log").read_text()
     assert f"skipped {missing} of 32 items" in log and "no relation can be reversed cleanly" in log
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--hard-negative-images", "--data-on-device"],
+        ["--hard-negatives", "relation", "--dataset", "coco", "--coco-root", "nowhere"],
+    ],
+)
+def test_hard_negatives_are_refused_where_they_do_not_work_yet(tmp_path, flags):
+    from helpers import train_tiny
+
+    with pytest.raises(ValueError, match="need the synthetic world, one process and host batches"):
+        train_tiny(tmp_path, tmp_path / "run", *flags)
