@@ -185,7 +185,7 @@ def twin_scene(scene: Scene, seed: int = 0, canvas: int = 96) -> tuple[Scene, st
     and the caption that is true of the twin and false of the scene.
 
     Each candidate is checked with `statement_holds` both ways, and a swap that
-    makes objects touch, hide or leave the canvas is refused; None when no relation
+    makes objects overlap, hide or leave the canvas is refused; None when no relation
     can be reversed cleanly.
     """
     rng = np.random.default_rng([seed, len(scene.objects), *np.asarray(scene.image[::16, ::16, 0]).ravel()[:8]])
