@@ -16,7 +16,18 @@ import re
 
 import numpy as np
 
-from data.synthetic import COLOURS, INVERSE, PHRASES, SHAPES, SIZES, Scene, SceneObject, describe_triplet, render_scene
+from data.synthetic import (
+    COLOURS,
+    INVERSE,
+    PHRASES,
+    SHAPES,
+    SIZES,
+    Scene,
+    SceneObject,
+    describe_triplet,
+    inside_canvas,
+    render_scene,
+)
 from graphs.schema import PREDICATES
 
 NEGATIVE_KINDS = ("relation", "attribute", "order")
@@ -197,21 +208,15 @@ def twin_scene(scene: Scene, seed: int = 0, canvas: int = 96) -> tuple[Scene, st
             continue
         true = describe_triplet(scene, (s, p, o))
         swapped = describe_triplet(scene, (o, p, s))
-        checks = (statement_holds(scene, true), not statement_holds(twin, true))
-        if all(checks) and statement_holds(twin, swapped) and not statement_holds(scene, swapped):
-            return twin, true, swapped
+        if statement_holds(scene, true) and not statement_holds(twin, true):
+            if statement_holds(twin, swapped) and not statement_holds(scene, swapped):
+                return twin, true, swapped
     return None
 
 
 def _clean(scene: Scene, twin: Scene, canvas: int) -> bool:
     """The twin keeps every object whole, on the canvas and apart from the others as before."""
-    radius = {o.phrase: SIZES[o.size] * canvas / 96 for o in twin.objects}
-    for obj in twin.objects:
-        x, y = obj.centre
-        if not (
-            radius[obj.phrase] <= x <= canvas - radius[obj.phrase]
-            and radius[obj.phrase] <= y <= canvas - radius[obj.phrase]
-        ):
-            return False
+    if not all(inside_canvas(obj, canvas) for obj in twin.objects):
+        return False
     areas = scene.masks.sum(axis=(1, 2)), twin.masks.sum(axis=(1, 2))
     return bool((np.abs(areas[0] - areas[1]) <= 0.05 * areas[0] + 2).all())

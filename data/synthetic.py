@@ -151,7 +151,7 @@ def generate_scene(rng: np.random.Generator, canvas: int = 96, noise: float = 6.
         if proposal is None:
             continue
         obj, host_mask = proposal
-        if not _inside_canvas(obj, canvas):
+        if not inside_canvas(obj, canvas):
             continue
         mask = shape_mask(obj.shape, obj.centre, SIZES[obj.size] * canvas / 96, canvas)
         halo = _dilate(mask, 1)
@@ -202,7 +202,8 @@ def arrow_mask(
     points = start + steps[:, None] * (end - start)
     rows = np.clip(points[:, 1].astype(int), 0, canvas - 1)
     cols = np.clip(points[:, 0].astype(int), 0, canvas - 1)
-    occupied = _dilate(masks.any(axis=0), max(1, round(2 * scale)))
+    touching = _dilate(masks.any(axis=0), 1)  # what the arrow may not touch
+    occupied = _dilate(touching, max(1, round(2 * scale)) - 1)  # where its line may not run
     free = ~occupied[rows, cols]
     if not free.any():
         return None
@@ -219,7 +220,7 @@ def arrow_mask(
     across = np.abs((xs - end[0]) * -unit[1] + (ys - end[1]) * unit[0])
     head_mask = (along >= 0) & (along <= head_length) & (across <= head_width * along / head_length + 0.5)
     mask = (shaft <= 0.75 * scale) | head_mask
-    return None if (mask & _dilate(masks.any(axis=0), 1)).any() else mask
+    return None if (mask & touching).any() else mask
 
 
 def render_scene(
@@ -256,7 +257,8 @@ def render_scene(
     return scene
 
 
-def _inside_canvas(obj: SceneObject, canvas: int) -> bool:
+def inside_canvas(obj: SceneObject, canvas: int) -> bool:
+    """Whether the whole object lies on the canvas."""
     radius = SIZES[obj.size] * canvas / 96
     x, y = obj.centre
     return radius <= x <= canvas - radius and radius <= y <= canvas - radius
