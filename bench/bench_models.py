@@ -5,7 +5,10 @@
 1. step throughput (forward, backward, AdamW; samples/s) of the graph encoder
    at ViT-S/16's width, depth and heads (384, 12, 6) on graphs of 16, 32 and
    64 tokens, against timm's vit_small_patch16_224 at 224 px (197 tokens),
-   in one run, with the ratio of their FLOP counts beside the measured ratio;
+   interleaved step by step (one ViT step, then one step of each graph size,
+   per round), reported as the median and spread of the rounds' paired
+   speed-up over the FLOP ratio; then a torch.profiler breakdown of both
+   steps at 32 tokens (where the gap to the FLOP ratio goes);
 2. one layer of attention over the same graphs: dense padded SDPA with the
    edge-type bias (ours) against the same attention over an edge list through
    `torch_geometric.utils.softmax`, and against PyG's TransformerConv on the
@@ -15,7 +18,7 @@
    running that step alone.
 
 Method: every configuration runs 3 warm-up steps, then the median of 10 timed
-steps (`time.perf_counter`, after the step's last op); one process, all cores.
+steps (the ViT comparison: 15 paired rounds) (`time.perf_counter`, after the step's last op); one process, all cores.
 """
 
 from __future__ import annotations
@@ -88,34 +91,105 @@ def transformer_flops(tokens: int, width: int, depth: int, input_dim: int) -> fl
     return depth * per_layer + 2 * tokens * input_dim * width
 
 
-def vit_versus_graphs(batch: int, token_counts: list[int]) -> list[dict]:
+def vit_versus_graphs(batch: int, token_counts: list[int], rounds: int = 15, warmup: int = 3) -> list[dict]:
+    """Paired timing: each round times one ViT step, then one graph step of every size, in turn.
+
+    A neighbouring process that slows the machine for a while then slows both
+    sides of the same round, so the ratio of a round stays fair; the median of
+    the rounds' ratios and their inter-quartile range are reported.
+    """
     import timm
 
     vit = timm.create_model("vit_small_patch16_224", pretrained=False, num_classes=384)
     images = torch.randn(batch, 3, 224, 224)
-    vit_time = timed_steps(train_step(vit, images, torch.optim.AdamW(vit.parameters(), 1e-4)))
+    vit_step = train_step(vit, images, torch.optim.AdamW(vit.parameters(), 1e-4))
     vit_flops = transformer_flops(197, 384, 12, 3 * 16 * 16)
-    rows = []
     generator = torch.Generator().manual_seed(0)
+    graph_steps = {}
     for tokens in token_counts:
-        config = GraphEncoderConfig(width=384, depth=12, heads=6, embed_dim=384)
-        encoder = GraphEncoder(config)
+        encoder = GraphEncoder(GraphEncoderConfig(width=384, depth=12, heads=6, embed_dim=384))
         graphs = Batch.from_data_list([synthetic_graph(tokens, generator) for _ in range(batch)])
-        graph_time = timed_steps(train_step(encoder, graphs, torch.optim.AdamW(encoder.parameters(), 1e-4)))
-        graph_flops = transformer_flops(tokens, 384, 12, 256)
+        graph_steps[tokens] = train_step(encoder, graphs, torch.optim.AdamW(encoder.parameters(), 1e-4))
+    for _ in range(warmup):
+        vit_step()
+        for step in graph_steps.values():
+            step()
+    vit_times: list[float] = []
+    graph_times: dict[int, list[float]] = {tokens: [] for tokens in token_counts}
+    for _ in range(rounds):
+        vit_times.append(step_seconds(vit_step))
+        for tokens, step in graph_steps.items():
+            graph_times[tokens].append(step_seconds(step))
+    rows = []
+    for tokens in token_counts:
+        flop_ratio = vit_flops / transformer_flops(tokens, 384, 12, 256)
+        paired = sorted(v / g / flop_ratio for v, g in zip(vit_times, graph_times[tokens], strict=True))
+        quartiles = statistics.quantiles(paired, n=4)
         rows.append(
             {
                 "tokens": tokens,
                 "batch": batch,
-                "graph_samples_per_s": batch / graph_time,
-                "vit_samples_per_s": batch / vit_time,
-                "measured_speedup": vit_time / graph_time,
-                "flop_ratio": vit_flops / graph_flops,
-                "speedup_over_flop_ratio": (vit_time / graph_time) / (vit_flops / graph_flops),
+                "rounds": rounds,
+                "graph_samples_per_s": batch / statistics.median(graph_times[tokens]),
+                "vit_samples_per_s": batch / statistics.median(vit_times),
+                "flop_ratio": flop_ratio,
+                "speedup_over_flop_ratio_median": statistics.median(paired),
+                "speedup_over_flop_ratio_q1": quartiles[0],
+                "speedup_over_flop_ratio_q3": quartiles[2],
+                "speedup_over_flop_ratio_min": paired[0],
+                "speedup_over_flop_ratio_max": paired[-1],
             }
         )
         print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def step_seconds(step) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def profile_pair(batch: int, tokens: int = 32, top: int = 12) -> dict:
+    """Where the time of one ViT-S/16 step and one graph step at `tokens` goes (torch.profiler, CPU)."""
+    import timm
+    from torch.profiler import ProfilerActivity, profile
+
+    vit = timm.create_model("vit_small_patch16_224", pretrained=False, num_classes=384)
+    images = torch.randn(batch, 3, 224, 224)
+    encoder = GraphEncoder(GraphEncoderConfig(width=384, depth=12, heads=6, embed_dim=384))
+    generator = torch.Generator().manual_seed(0)
+    graphs = Batch.from_data_list([synthetic_graph(tokens, generator) for _ in range(batch)])
+    result = {}
+    for name, step, flops in (
+        (
+            "vit",
+            train_step(vit, images, torch.optim.AdamW(vit.parameters(), 1e-4)),
+            transformer_flops(197, 384, 12, 768),
+        ),
+        (
+            f"graph_{tokens}",
+            train_step(encoder, graphs, torch.optim.AdamW(encoder.parameters(), 1e-4)),
+            transformer_flops(tokens, 384, 12, 256),
+        ),
+    ):
+        for _ in range(3):
+            step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(3):
+                step()
+        events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in events)
+        result[name] = {
+            "step_ms": total / 3 / 1000,
+            "gflop_per_s_forward_x3": 3 * flops * batch / (total / 3 / 1e6) / 1e9,
+            "top_ops": [
+                {"op": e.key, "share": e.self_cpu_time_total / total, "calls_per_step": e.count / 3}
+                for e in events[:top]
+            ],
+        }
+    print(json.dumps(result, indent=1), flush=True)
+    return result
 
 
 class EdgeListAttention(torch.nn.Module):
@@ -260,7 +334,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--scaling-point", type=int, nargs=2, metavar=("TOKENS", "BATCH"), help=argparse.SUPPRESS)
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: vit,profile,attention,scaling")
+    parser.add_argument("--rounds", type=int, default=15, help="paired rounds of the ViT comparison")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: vit,vit-profile,profile,attention,scaling"
+    )
     args = parser.parse_args(argv)
     if args.scaling_point:
         print(json.dumps(scaling_point(*args.scaling_point)))
@@ -268,7 +345,9 @@ def main(argv: list[str] | None = None) -> dict:
     skip = set(args.skip.split(","))
     results = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     if "vit" not in skip:
-        results["vit_versus_graphs"] = vit_versus_graphs(args.batch, [16, 32, 64])
+        results["vit_versus_graphs"] = vit_versus_graphs(args.batch, [16, 32, 64], args.rounds)
+    if "vit-profile" not in skip:
+        results["vit_graph_profile"] = profile_pair(args.batch)
     if "profile" not in skip:
         results["default_step_profile"] = profile_default_step()
     if "attention" not in skip:
