@@ -6,6 +6,8 @@ Choice items score 1 when the true caption is strictly closer to the image than
 every other caption (a tie counts for the false one); the suite reports `acc`
 per subset, their mean (`macro_acc`, as ARO averages over relations) and over
 all items. Pair items report Winoground's `text`, `image` and `group` scores.
+The real benchmarks (--benchmark-root) are scored by evaluate.report with each
+one's own rules and headline, and their records name their files' sha256.
 """
 
 from __future__ import annotations
