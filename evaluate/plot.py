@@ -80,7 +80,8 @@ def bar_groups(result: dict) -> dict[str, float]:
         groups = {m: result[m] for m in ("text", "image", "group")}
         for tag in ("by_collapsed_tag", "by_num_main_preds", "by_secondary_tag", "pair_subsets"):
             for value, v in result.get(tag, {}).items():
-                groups |= {f"{value} {m}": v[m] for m in ("text", "image", "group")}
+                name = f"{value} main preds" if tag == "by_num_main_preds" else value
+                groups |= {f"{name} {m}": v[m] for m in ("text", "image", "group")}
         return groups
     headline = result.get("headline", {"name": "macro_acc", "value": result.get("macro_acc")})
     groups = {f"headline: {headline['name']}": headline["value"]} if headline["value"] is not None else {}
