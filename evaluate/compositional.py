@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         action="append",
         required=True,
-        help=f"{', '.join(SYNTHETIC_SUITES)}, or a suite .jsonl file; repeat for several",
+        help=f"{', '.join(SYNTHETIC_SUITES)}; the real benchmarks {', '.join(BENCHMARKS)} (with --benchmark-root); "
+        "or a suite .jsonl file; repeat for several",
     )
     parser.add_argument("--count", type=int, help="use the first N items")
     parser.add_argument(
