@@ -234,7 +234,7 @@ def format_benchmark(result: dict) -> str:
         summary = [k for k in ("macro_acc", "macro_acc_all_relations", "macro_acc_all_pairs", "mean_of_subsets")]
         for key in [headline["name"]] + [k for k in summary + ["acc"] if k in result and k != headline["name"]]:
             lines.append(f"  {key:<28}{_percent(result[key])}")
-        if len(result["subsets"]) > 1:
+        if list(result["subsets"]) != [name]:
             lines.append(f"  {'subset':<28}{'n':>6}{'acc':>8}")
             for k, v in result["subsets"].items():
                 mark = "" if v.get("in_headline", True) else "  (not in headline)"
