@@ -83,7 +83,7 @@ def bar_groups(result: dict) -> dict[str, float]:
                 name = f"{value} main preds" if tag == "by_num_main_preds" else value
                 groups |= {f"{name} {m}": v[m] for m in ("text", "image", "group")}
         return groups
-    headline = result.get("headline", {"name": "macro_acc", "value": result.get("macro_acc")})
+    headline = result.get("headline", {"name": "macro_acc", "value": result.get("macro_acc")})  # synthetic suites
     groups = {f"headline: {headline['name']}": headline["value"]} if headline["value"] is not None else {}
     subsets = result.get("subsets", {})
     if len(subsets) > 1:

@@ -150,8 +150,8 @@ def _choice_result(name: str, items: list[dict], scores: list[np.ndarray]) -> di
     subsets = _accuracy_by_subset(items, correct, in_file_order=name == "sugarcrepe")
     result = {"acc": float(np.mean(correct)), "subsets": subsets}
 
-    def mean_of(names: list[str]) -> float:
-        return float(np.mean([subsets[k]["acc"] for k in names])) if names else float("nan")
+    def mean_of(names: list[str]) -> float | None:  # None: no subset qualifies (a small --count)
+        return float(np.mean([subsets[k]["acc"] for k in names])) if names else None
 
     if name == "aro-relation":
         kept = [k for k in subsets if k not in ARO_RELATIONS_LEFT_OUT]
@@ -211,8 +211,8 @@ def benchmark_result(name: str, items: list[dict], images: dict, texts: dict, ro
     return {"suite": name, **result, **describe_benchmark(name, root, items)}
 
 
-def _percent(value: float) -> str:
-    return f"{100 * value:6.1f}%"
+def _percent(value: float | None) -> str:
+    return "    n/a" if value is None else f"{100 * value:6.1f}%"
 
 
 def format_benchmark(result: dict) -> str:
@@ -231,8 +231,8 @@ def format_benchmark(result: dict) -> str:
                 f"  {label:<28}{v['n']:>6}" + "".join(f"{_percent(v[m]):>8}" for m in ("text", "image", "group"))
             )
     else:
-        summary = [k for k in ("macro_acc", "macro_acc_all_relations", "macro_acc_all_pairs", "mean_of_subsets")]
-        for key in [headline["name"]] + [k for k in summary + ["acc"] if k in result and k != headline["name"]]:
+        summary = ("macro_acc", "macro_acc_all_relations", "macro_acc_all_pairs", "mean_of_subsets", "acc")
+        for key in [headline["name"]] + [k for k in summary if k in result and k != headline["name"]]:
             lines.append(f"  {key:<28}{_percent(result[key])}")
         if list(result["subsets"]) != [name]:
             lines.append(f"  {'subset':<28}{'n':>6}{'acc':>8}")

@@ -119,3 +119,9 @@ def test_an_unknown_benchmark_or_no_items_is_refused():
         score_benchmark("aro", [choice("on", 1)], [np.zeros(2)])
     with pytest.raises(ValueError, match="no items"):
         score_benchmark("aro-relation", [], [])
+
+
+def test_a_headline_without_a_qualifying_subset_is_none_not_nan():
+    result = scored("aro-attribution", [choice("white_black", 1)], [[0.1, 0.9]])
+    assert result["macro_acc"] is None and result["macro_acc_all_pairs"] == 1.0
+    assert "macro_acc" in format_benchmark(result) and "n/a" in format_benchmark(result).splitlines()[0]
