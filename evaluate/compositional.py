@@ -6,6 +6,8 @@ Choice items score 1 when the true caption is strictly closer to the image than
 every other caption (a tie counts for the false one); the suite reports `acc`
 per subset, their mean (`macro_acc`, as ARO averages over relations) and over
 all items. Pair items report Winoground's `text`, `image` and `group` scores.
+The real benchmarks (--benchmark-root) are scored by evaluate.report with each
+one's own rules and headline, and their records name their files' sha256.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from data.coco import load_image
 from data.datasets import graph_transform
 from data.images import TokenSource, tokens_to_graph
 from data.synthetic import make_scene
-from evaluate.benchmarks import BENCHMARKS, load_benchmark
+from evaluate.benchmarks import BENCHMARKS, crop_box, load_benchmark
+from evaluate.report import benchmark_result, format_benchmark
 from evaluate.suites import SYNTHETIC_SUITES, read_suite, render_layout, synthetic_suite, write_suite
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
@@ -54,8 +57,7 @@ class RefGraphs:
         path = Path(ref["file"])
         image = load_image(path if path.is_absolute() else self.root / path)
         if "box" in ref:
-            x, y, w, h = (int(round(v)) for v in ref["box"])
-            image = image[max(y, 0) : y + h, max(x, 0) : x + w]
+            image = crop_box(image, ref["box"])
         if self.source is None:
             self.source = TokenSource(self.token_source)
         return image, lambda: tokens_to_graph(image, self.source(path.name, image), self.featurizer, 20)
@@ -149,13 +151,15 @@ def format_result(name: str, result: dict) -> str:
     return "\n".join(lines)
 
 
-def load_items(suite: str, count: int | None, seed: int, benchmark_root: Path | None = None) -> tuple[list[dict], Path]:
+def load_items(
+    suite: str, count: int | None, seed: int, benchmark_root: Path | None = None, **benchmark_options
+) -> tuple[list[dict], Path]:
     if suite in SYNTHETIC_SUITES:
         return synthetic_suite(suite, count, seed), Path.cwd()
     if suite in BENCHMARKS:
         if benchmark_root is None:
             raise ValueError(f"--suite {suite} reads the benchmark's own files: give --benchmark-root DIR")
-        items = load_benchmark(suite, benchmark_root, seed)
+        items = load_benchmark(suite, benchmark_root, seed, **benchmark_options)
         return (items[:count] if count else items), Path.cwd()
     path = Path(suite)
     if path.suffix != ".jsonl" and not path.exists():
@@ -176,9 +180,12 @@ def evaluate_suite(
     seed: int = 0,
     token_source: str = "felzenszwalb",
     benchmark_root: Path | None = None,
+    **benchmark_options,
 ) -> dict:
-    items, root = load_items(suite, count, seed, benchmark_root)
+    items, root = load_items(suite, count, seed, benchmark_root, **benchmark_options)
     images, texts = embed_items(model, items, RefGraphs(model, params, root, token_source), device)
+    if suite in BENCHMARKS:
+        return benchmark_result(suite, items, images, texts, benchmark_root)
     return {"suite": suite, **score(items, images, texts)}
 
 
@@ -193,11 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         action="append",
         required=True,
-        help=f"{', '.join(SYNTHETIC_SUITES)}, or a suite .jsonl file; repeat for several",
+        help=f"{', '.join(SYNTHETIC_SUITES)}; the real benchmarks {', '.join(BENCHMARKS)} (with --benchmark-root); "
+        "or a suite .jsonl file; repeat for several",
     )
     parser.add_argument("--count", type=int, help="use the first N items")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic suites")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic suites and of the order perturbations (ARO's is 1)"
+    )
     parser.add_argument("--benchmark-root", type=Path, help="folder with a real benchmark's files (ARO, ...)")
+    parser.add_argument("--image-root", type=Path, help="sugarcrepe: the COCO val2017 folder (default ROOT/val2017)")
+    parser.add_argument(
+        "--skip-missing-subsets",
+        action="store_true",
+        help="sugarcrepe: leave out absent subset files (listed in the output) instead of stopping",
+    )
     parser.add_argument("--token-source", default="felzenszwalb", help="how images named by file are tokenized")
     parser.add_argument("--write-suite", type=Path, help="write the (first) suite as JSON lines and stop")
     parser.add_argument("--output", type=Path, help="JSON file for the results (default: next to the checkpoint)")
@@ -208,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> list[dict]:
     args = build_parser().parse_args(argv)
     try:
+        options = {"image_root": args.image_root, "skip_missing_subsets": args.skip_missing_subsets}
         if args.write_suite:
-            items, _ = load_items(args.suite[0], args.count, args.seed, args.benchmark_root)
+            items, _ = load_items(args.suite[0], args.count, args.seed, args.benchmark_root, **options)
             write_suite(items, args.write_suite)
             print(f"wrote {len(items)} items to {args.write_suite}")
             return []
@@ -228,13 +245,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 args.seed,
                 args.token_source,
                 args.benchmark_root,
+                **(options if suite in BENCHMARKS else {}),
             )
             for suite in args.suite
         ]
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     for result in results:
-        print(format_result(result["suite"], result))
+        result["checkpoint"] = str(args.checkpoint)
+        print(format_benchmark(result) if "benchmark" in result else format_result(result["suite"], result))
     output = args.output or args.checkpoint.with_name("compositional.json")
     output.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {output}")

@@ -6,6 +6,11 @@
 For datasets with several captions per image (the COCO 5k protocol): a caption
 retrieves correctly when its own image is in the top K; an image retrieves
 correctly when any of its captions is in the top K.
+
+Beside it, the seed paper's protocol (COCO val2017: 5,000 images, one caption
+per image drawn at random): the same metrics on one caption per image drawn
+with a fixed seed (`--caption-seed`, default 0), named with the suffix `_1cap`
+(`t2i_R@1_1cap` ... `i2t_median_rank_1cap`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,6 +32,8 @@ from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.distributed import device_from_flag
 
 KS = (1, 5, 10)
+ONE_CAPTION_SEED = 0
+ONE_CAPTION_SUFFIX = "_1cap"
 
 
 def ranks_of_truth(similarity: Tensor, truth: Tensor) -> Tensor:
@@ -53,6 +61,32 @@ def retrieval_metrics(
         metrics[f"{direction}_mean_rank"] = (ranks + 1).float().mean().item()
         metrics[f"{direction}_median_rank"] = (ranks + 1).float().median().item()
     return metrics
+
+
+def one_caption_per_image(text_image: Tensor, seed: int = ONE_CAPTION_SEED) -> Tensor:
+    """Index of one caption for every image that has captions, images in order, each drawn
+    uniformly among the image's captions by a generator seeded with `seed`."""
+    captions_of: dict[int, list[int]] = {}
+    for caption, image in enumerate(text_image.tolist()):
+        captions_of.setdefault(image, []).append(caption)
+    rng = np.random.default_rng(seed)
+    return torch.tensor([captions_of[i][rng.integers(len(captions_of[i]))] for i in sorted(captions_of)])
+
+
+def one_caption_metrics(
+    image_emb: Tensor, text_emb: Tensor, text_image: Tensor, seed: int = ONE_CAPTION_SEED, ks: Sequence[int] = KS
+) -> dict[str, float]:
+    """The seed paper's protocol: retrieval between the images and one caption each (a square
+    problem), keys suffixed `_1cap`."""
+    chosen = one_caption_per_image(text_image, seed)
+    metrics = retrieval_metrics(image_emb[text_image[chosen]], text_emb[chosen], torch.arange(len(chosen)), ks)
+    return {f"{key}{ONE_CAPTION_SUFFIX}": value for key, value in metrics.items()}
+
+
+def format_one_caption_table(metrics: dict[str, float], ks: Sequence[int] = KS) -> str:
+    """format_table of the `_1cap` metrics."""
+    plain = {k.removesuffix(ONE_CAPTION_SUFFIX): v for k, v in metrics.items() if k.endswith(ONE_CAPTION_SUFFIX)}
+    return format_table(plain, ks)
 
 
 @torch.no_grad()
@@ -104,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--output", type=Path, help="JSON file for the metrics (default: next to the checkpoint)")
+    parser.add_argument(
+        "--caption-seed",
+        type=int,
+        default=ONE_CAPTION_SEED,
+        help="seed drawing the one caption per image of the seed paper's protocol (metrics *_1cap)",
+    )
     add_data_arguments(parser)
     return parser
 
@@ -127,9 +167,13 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
     if model.config.vision:  # a pixel model reads the images the graphs carry
         options.pixels = model.config.vision_image_size
     dataset = open_dataset(options, args.eval_split)
-    metrics = retrieval_metrics(*embed_dataset(model, dataset, args.batch_size, device))
+    embeddings = embed_dataset(model, dataset, args.batch_size, device)
+    metrics = retrieval_metrics(*embeddings) | one_caption_metrics(*embeddings, seed=args.caption_seed)
     print(f"{args.checkpoint} on {args.dataset} {args.eval_split} ({len(dataset)} images)")
+    print("every caption of every image:")
     print(format_table(metrics))
+    print(f"one caption per image (seed {args.caption_seed}), the seed paper's protocol:")
+    print(format_one_caption_table(metrics))
     output = args.output or args.checkpoint.with_name(f"retrieval_{args.dataset}_{args.eval_split}.json")
     output.write_text(
         json.dumps(
@@ -138,6 +182,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
                 "dataset": args.dataset,
                 "split": args.eval_split,
                 "images": len(dataset),
+                "caption_seed_1cap": args.caption_seed,
                 **metrics,
             },
             indent=2,

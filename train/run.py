@@ -31,7 +31,7 @@ from data.clusters import object_clusters
 from data.loader import GraphLoader, epoch_generator
 from data.negatives import NEGATIVE_KINDS
 from data.sources import open_twins
-from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
+from evaluate.retrieval import embed_dataset, format_table, one_caption_metrics, retrieval_metrics
 from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
 from models.attention import BIAS_INITS
@@ -382,7 +382,10 @@ class Trainer:
             self.run_dir.save_checkpoint(self.state(), f"step_{self.step}")
 
     def evaluate(self) -> dict:
-        return retrieval_metrics(*embed_dataset(self.model, self.val_set, self.args.batch_size, self.device))
+        """Retrieval on the validation set: every caption (t2i_R@1 ...) and, the seed paper's
+        protocol, one caption per image drawn with a fixed seed (t2i_R@1_1cap ...)."""
+        embeddings = embed_dataset(self.model, self.val_set, self.args.batch_size, self.device)
+        return retrieval_metrics(*embeddings) | one_caption_metrics(*embeddings)
 
     def fit(self) -> dict:
         args, metrics = self.args, {}

@@ -1,155 +1,212 @@
-"""The real benchmarks' loaders, on small fixtures written in each original format."""
+"""The real benchmarks' loaders, on small copies written in each original layout and format."""
 
-import json
+import hashlib
+import random
 
 import numpy as np
 import pytest
+from benchmark_files import HORSE, write_aro, write_order, write_sugarcrepe, write_winoground
 from PIL import Image
 
-from evaluate.benchmarks import load_benchmark
-from evaluate.compositional import RefGraphs, score
+import evaluate.order_perturbations as order_text
+from evaluate.benchmarks import crop_box, describe_benchmark, load_benchmark
+from evaluate.order_perturbations import (
+    REGEX_TOKENIZER_APPROXIMATION,
+    STOP_WORD_APPROXIMATION,
+    OrderPerturber,
+    OrderText,
+    pre_caption,
+    regex_word_tokenize,
+)
 
 
-def photo(path, seed):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(path)
+def fixed_tagger(tags: dict[str, str]):
+    """A tagger that tags the words it is told about and X the rest (stands in for spaCy)."""
+    return lambda text: [(w, tags.get(w, "X")) for w in text.split()]
 
 
-@pytest.fixture
-def root(tmp_path):
-    for k in range(4):
-        photo(tmp_path / "images" / f"{k}.jpg", k)
-        photo(tmp_path / "images" / f"ex_{k}.png", 10 + k)
-    relation = [
-        {
-            "image_id": k,
-            "image_path": f"{k}.jpg",
-            "bbox_x": 2,
-            "bbox_y": 3,
-            "bbox_w": 30,
-            "bbox_h": 20,
-            "true_caption": "the horse is eating the grass",
-            "false_caption": "the grass is eating the horse",
-            "relation_name": "eating" if k % 2 else "on",
-        }
-        for k in range(4)
+def test_pre_caption_follows_aro():
+    assert pre_caption('A man, riding "the" horse!  Now.') == "a man, riding the horse now"
+    assert pre_caption("(a) cat*#:;~ sat\t on it.\n") == "a cat sat on it"
+    assert pre_caption("A\tcat's mat, 2.") == "a\tcat's mat, 2"  # one tab is not a run; commas and ' stay
+    long = " ".join(f"w{k}" for k in range(40))
+    assert pre_caption(long) == " ".join(f"w{k}" for k in range(30))
+    assert pre_caption(long, max_words=50) == long
+
+
+def test_perturbations_shuffle_nouns_and_adjectives_each_in_its_class():
+    caption = "small dog chases big red cat near old tree"
+    tags = {"dog": "NN", "cat": "NN", "tree": "NN", "small": "JJ", "big": "JJ", "red": "JJ", "old": "JJ"}
+    text = OrderText(fixed_tagger(tags), str.split, "fixed", "split")
+    options = OrderPerturber(text, seed=3).options(caption)
+    # the same draws, made by hand: numpy's legacy generator, then Python's random
+    words = np.array(caption.split())
+    numpy_rng, python_rng = np.random.RandomState(3), random.Random(3)
+    nouns, adjectives = [1, 5, 8], [0, 3, 4, 7]
+    first = words.copy()
+    first[nouns] = numpy_rng.permutation(words[nouns])
+    first[adjectives] = numpy_rng.permutation(words[adjectives])
+    second = words.copy()
+    second[[2, 6]] = numpy_rng.permutation(words[[2, 6]])
+    groups = [caption.split()[k : k + 3] for k in range(0, 9, 3)]
+    for group in groups:
+        python_rng.shuffle(group)
+    third = " ".join(" ".join(g) for g in groups)
+    groups = [caption.split()[k : k + 3] for k in range(0, 9, 3)]
+    python_rng.shuffle(groups)
+    fourth = " ".join(" ".join(g) for g in groups)
+    assert options == [caption, " ".join(first), " ".join(second), third, fourth]
+    for k in nouns:
+        assert options[1].split()[k] in {"dog", "cat", "tree"}
+    for k in adjectives:
+        assert options[1].split()[k] in {"small", "big", "red", "old"}
+
+
+def test_without_spacy_the_stop_word_approximation_is_warned_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.setattr(order_text, "_spacy_tagger", lambda: None)
+    monkeypatch.setattr(order_text, "_nltk_tokenizer", lambda: None)
+    order_text.detect_order_text.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="stop-word list stand in for nouns and adjectives"):
+            items = load_benchmark("coco-order", write_order(tmp_path, "coco"))
+    finally:
+        order_text.detect_order_text.cache_clear()
+    assert describe_benchmark("coco-order", tmp_path, items)["approximations"] == [
+        STOP_WORD_APPROXIMATION,
+        REGEX_TOKENIZER_APPROXIMATION,
     ]
-    (tmp_path / "visual_genome_relation.json").write_text(json.dumps(relation))
-    attribution = [
-        {
-            "image_id": k,
-            "image_path": f"{k}.jpg",
-            "bbox_x": 0,
-            "bbox_y": 0,
-            "bbox_w": 50,
-            "bbox_h": 40,
-            "true_caption": "the white dog and the black cat",
-            "false_caption": "the black dog and the white cat",
-            "attributes": ["white", "black"],
-        }
-        for k in range(2)
-    ]
-    (tmp_path / "visual_genome_attribution.json").write_text(json.dumps(attribution))
-    karpathy = [
-        {
-            "image": f"{k}.jpg",
-            "caption": ["A man riding a brown horse on the beach.", "two dogs playing with a red ball"],
-        }
-        for k in range(2)
-    ]
-    (tmp_path / "karpathy_test.json").write_text(json.dumps(karpathy))
-    for subset in ("swap_att", "replace_rel"):
-        entries = {
-            str(k): {"filename": f"{k}.jpg", "caption": "a cat on a mat", "negative_caption": "a mat on a cat"}
-            for k in range(3)
-        }
-        (tmp_path / f"{subset}.json").write_text(json.dumps(entries))
-    examples = [
-        {
-            "id": k,
-            "image_0": f"ex_{2 * k}",
-            "image_1": f"ex_{2 * k + 1}",
-            "caption_0": "an old person kisses a young person",
-            "caption_1": "a young person kisses an old person",
-            "tag": "Object",
-            "collapsed_tag": "Object",
-        }
-        for k in range(2)
-    ]
-    (tmp_path / "examples.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples))
-    return tmp_path
 
 
-def test_aro_items_crop_to_the_box_and_group_by_relation(root):
+def test_with_spacy_its_tags_are_used_and_nothing_is_approximated(tmp_path, monkeypatch):
+    tags = {"man": "NN", "horse": "NN", "beach": "NN", "brown": "JJ", "sandy": "JJ"}
+    monkeypatch.setattr(order_text, "_spacy_tagger", lambda: (fixed_tagger(tags), "spaCy en_core_web_sm test"))
+    monkeypatch.setattr(order_text, "_nltk_tokenizer", lambda: str.split)
+    order_text.detect_order_text.cache_clear()
+    try:
+        items = load_benchmark("coco-order", write_order(tmp_path, "coco"))
+    finally:
+        order_text.detect_order_text.cache_clear()
+    assert describe_benchmark("coco-order", tmp_path, items)["approximations"] == []
+    words = items[0]["captions"][1].split()  # "a man riding a brown horse along a sandy beach", shuffled
+    assert sorted(words[k] for k in (1, 5)) == ["horse", "man"] and sorted(words[k] for k in (4, 8)) == [
+        "brown",
+        "sandy",
+    ]
+    assert [words[k] for k in (0, 2, 3, 6, 7, 9)] == ["a", "riding", "a", "along", "a", "beach"]
+    mixed = items[:1] + [dict(items[1], approximations=[STOP_WORD_APPROXIMATION])]
+    with pytest.raises(ValueError, match="different approximations"):
+        describe_benchmark("coco-order", tmp_path, mixed)
+
+
+def test_regex_tokenizer_splits_like_nltk():
+    assert regex_word_tokenize('A man\'s dog, "running" fast... isn\'t it?') == [
+        "A", "man", "'s", "dog", ",", "``", "running", "''", "fast", "...", "is", "n't", "it", "?",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["coco", "flickr"])
+def test_order_reads_the_original_files_one_case_per_caption(tmp_path, name):
+    root = write_order(tmp_path, name)
+    items = load_benchmark(f"{name}-order", root)
+    assert len(items) == 6  # 2 images x 3 captions, none dropped
+    folder = "val2014" if name == "coco" else "flickr30k-images"
+    assert items[0]["image"]["file"].startswith(str(root / folder))
+    horse = items[0]["captions"]
+    assert horse[0] == pre_caption(HORSE) == "a man riding a brown horse along a sandy beach"
+    assert all(sorted(p.split()) == sorted(horse[0].split()) for p in horse[1:])
+    one_word = items[2]["captions"]
+    assert one_word == ["dog"] * 5  # perturbations that cannot differ still make a test case
+
+
+def test_order_refuses_another_layout_naming_the_file(tmp_path):
+    (tmp_path / "karpathy_test.json").write_text("[]")
+    with pytest.raises(FileNotFoundError, match="coco_karpathy_test.json does not exist"):
+        load_benchmark("coco-order", tmp_path)
+
+
+def test_aro_keeps_the_original_option_order_and_box(tmp_path):
+    root = write_aro(tmp_path)
     items = load_benchmark("aro-relation", root)
-    assert len(items) == 4 and {i["subset"] for i in items} == {"eating", "on"}
-    assert items[0]["image"]["box"] == [2, 3, 30, 20] and items[0]["answer"] == 0
+    assert [i["subset"] for i in items] == ["eating", "near", "on", "with"]
+    assert items[0]["captions"] == ["the grass is eating the horse", "the horse is eating the grass"]
+    assert items[0]["answer"] == 1 and items[0]["image"]["box"] == [-3, 5, 30, 60]
     attribution = load_benchmark("aro-attribution", root)
-    assert attribution[0]["subset"] == "white_black"
+    assert {i["subset"] for i in attribution} == {"white_black", "red_green"}
 
 
-def test_order_items_perturb_real_captions(root):
-    items = load_benchmark("coco-order", root)
-    assert len(items) == 4
-    for item in items:
-        true, *wrong = item["captions"]
-        assert len(wrong) == 4 and true not in wrong
-        assert all(sorted(w.split()) == sorted(true.split()) for w in wrong)
+@pytest.mark.parametrize(
+    "box", [[-3, 5, 30, 60], [2.4, 3.5, 20.2, 10.5], [45, 35, 10, 10], [-10, -10, 80, 70], [0, 0, 50, 40]]
+)
+def test_crop_box_is_pils_crop_with_padding(box):
+    pixels = np.random.default_rng(0).integers(1, 255, (40, 50, 3), dtype=np.uint8)
+    x, y, w, h = box
+    expected = np.asarray(Image.fromarray(pixels).crop((x, y, x + w, y + h)))
+    np.testing.assert_array_equal(crop_box(pixels, box), expected)
+    mask = pixels[..., 0] > 128
+    np.testing.assert_array_equal(crop_box(mask, box), np.asarray(Image.fromarray(mask).crop((x, y, x + w, y + h))))
 
 
-def test_sugarcrepe_and_winoground(root):
-    sugar = load_benchmark("sugarcrepe", root)
-    assert len(sugar) == 6 and {i["subset"] for i in sugar} == {"swap_att", "replace_rel"}
-    wino = load_benchmark("winoground", root)
-    assert len(wino) == 2 and wino[1]["images"][1]["file"].endswith("ex_3.png")
+def test_crop_box_refuses_an_empty_box():
+    with pytest.raises(ValueError, match="empty"):
+        crop_box(np.zeros((4, 4)), [1, 1, 0.2, 3])
 
 
-def test_missing_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="visual_genome_relation.json does not exist"):
-        load_benchmark("aro-relation", tmp_path)
-    with pytest.raises(FileNotFoundError, match="no SugarCrepe subset"):
-        load_benchmark("sugarcrepe", tmp_path)
+def test_sugarcrepe_reads_data_and_coco_images(tmp_path):
+    data, images = write_sugarcrepe(tmp_path)
+    items = load_benchmark("sugarcrepe", data, image_root=images)
+    assert len(items) == 21 and items[0]["subset"] == "add_obj"
+    assert items[0]["captions"] == ["A cat on a mat.", "A mat on a cat."] and items[0]["answer"] == 0
+    assert items[0]["image"]["file"] == str(images / "000000000000.jpg")
 
 
-def test_benchmark_images_become_graphs_and_score(root):
-    class Model:
-        class config:
-            vision = None
-
-    graphs = RefGraphs(Model(), {"graph_type": "hetero"}, root, token_source="slic")
-    item = load_benchmark("aro-relation", root)[0]
-    graph = graphs(item["image"])
-    assert graph["image"].num_nodes == 1 and graph["object"].num_nodes >= 1
-    assert graph["object"].box[:, :2].max() <= 1.0  # boxes of the 30x20 crop, normalised
-    import torch
-
-    images = {json.dumps(item["image"], sort_keys=True): torch.tensor([1.0, 0.0])}
-    texts = {item["captions"][0]: torch.tensor([1.0, 0.0]), item["captions"][1]: torch.tensor([0.0, 1.0])}
-    assert score([item], images, texts)["acc"] == 1.0
+def test_sugarcrepe_stops_at_a_missing_subset_unless_told(tmp_path):
+    data, images = write_sugarcrepe(tmp_path, subsets=("add_obj", "swap_att"))
+    with pytest.raises(FileNotFoundError, match="add_att.json does not exist"):
+        load_benchmark("sugarcrepe", data, image_root=images)
+    items = load_benchmark("sugarcrepe", data, image_root=images, skip_missing_subsets=True)
+    assert {i["subset"] for i in items} == {"add_obj", "swap_att"}
+    assert describe_benchmark("sugarcrepe", data, items)["missing_subsets"] == [
+        "add_att", "replace_obj", "replace_att", "replace_rel", "swap_obj",
+    ]  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="give --image-root"):
+        load_benchmark("sugarcrepe", data)
 
 
-def test_compositional_cli_scores_a_benchmark_folder(root, tmp_path, capsys):
-    from helpers import train_tiny
+def test_winoground_items_keep_their_tags(tmp_path):
+    items = load_benchmark("winoground", write_winoground(tmp_path))
+    assert len(items) == 4 and items[1]["images"][1]["file"] == str(tmp_path / "images" / "ex_1_img_1.png")
+    assert items[3]["tags"] == {
+        "tag": "Verb",
+        "secondary_tag": "Pragmatics",
+        "num_main_preds": 2,
+        "collapsed_tag": "Both",
+    }
 
-    from evaluate.compositional import main
 
-    train_tiny(tmp_path, tmp_path / "run")
-    checkpoint = str(tmp_path / "run" / "checkpoints" / "latest.pt")
-    results = main(
-        [
-            "--checkpoint",
-            checkpoint,
-            "--suite",
-            "winoground",
-            "--suite",
-            "sugarcrepe",
-            "--benchmark-root",
-            str(root),
-            "--token-source",
-            "slic",
-        ]
-    )
-    assert results[0]["items"] == 2 and "group" in results[0]
-    assert set(results[1]["subsets"]) == {"swap_att", "replace_rel"}
-    with pytest.raises(SystemExit, match="give --benchmark-root"):
-        main(["--checkpoint", checkpoint, "--suite", "winoground"])
+@pytest.mark.parametrize(
+    "name, write, missing",
+    [
+        ("aro-relation", write_aro, "images/2.jpg"),
+        ("coco-order", lambda root: write_order(root, "coco"), "val2014/COCO_val2014_000000000001.jpg"),
+        ("flickr-order", lambda root: write_order(root, "flickr"), "flickr30k-images/1000.jpg"),
+        ("winoground", write_winoground, "images/ex_2_img_1.png"),
+    ],
+)
+def test_a_missing_image_is_named(tmp_path, name, write, missing):
+    root = write(tmp_path)
+    (root / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=f"image {root / missing} does not exist"):
+        load_benchmark(name, root)
+
+
+def test_sugarcrepe_missing_image_is_named(tmp_path):
+    data, images = write_sugarcrepe(tmp_path)
+    (images / "000000000002.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match="add_obj.json: entry 2: image .*000000000002.jpg does not exist"):
+        load_benchmark("sugarcrepe", data, image_root=images)
+
+
+def test_described_files_carry_their_sha256(tmp_path):
+    root = write_winoground(tmp_path)
+    described = describe_benchmark("winoground", root, load_benchmark("winoground", root))
+    assert described["files"] == {"examples.jsonl": hashlib.sha256((root / "examples.jsonl").read_bytes()).hexdigest()}

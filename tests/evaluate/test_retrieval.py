@@ -1,7 +1,15 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluate.retrieval import format_table, ranks_of_truth, retrieval_metrics
+from evaluate.retrieval import (
+    format_one_caption_table,
+    format_table,
+    one_caption_metrics,
+    one_caption_per_image,
+    ranks_of_truth,
+    retrieval_metrics,
+)
 
 
 def brute_force(image_emb, text_emb, text_image, k):
@@ -39,3 +47,28 @@ def test_perfect_embeddings_rank_first():
 def test_ties_count_against_the_query():
     similarity = torch.tensor([[0.5, 0.5, 0.1]])
     assert ranks_of_truth(similarity, torch.tensor([[True, False, False]])).item() == 1
+
+
+def test_one_caption_per_image_is_drawn_once_per_image_with_a_fixed_seed():
+    text_image = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3])
+    chosen = one_caption_per_image(text_image, seed=0)
+    assert text_image[chosen].tolist() == [0, 1, 2, 3]
+    assert torch.equal(chosen, one_caption_per_image(text_image, seed=0))
+    draws = {tuple(one_caption_per_image(text_image, seed=s).tolist()) for s in range(10)}
+    assert len(draws) > 1 and all(d[3] == 15 for d in draws)
+
+
+def test_one_caption_metrics_are_retrieval_between_the_images_and_the_drawn_captions():
+    torch.manual_seed(1)
+    image_emb = F.normalize(torch.randn(12, 8), dim=1)
+    text_image = torch.arange(12).repeat_interleave(5)
+    text_emb = F.normalize(image_emb[text_image] + 1.2 * torch.randn(60, 8), dim=1)
+    metrics = one_caption_metrics(image_emb, text_emb, text_image, seed=4)
+    chosen = one_caption_per_image(text_image, seed=4)
+    square = text_emb[chosen] @ image_emb.T  # [12 captions, 12 images], caption k of image k
+    for k in (1, 5):
+        t2i = sum(int(t in square[t].topk(k).indices.tolist()) for t in range(12)) / 12
+        i2t = sum(int(i in square[:, i].topk(k).indices.tolist()) for i in range(12)) / 12
+        assert metrics[f"t2i_R@{k}_1cap"] == pytest.approx(t2i) and metrics[f"i2t_R@{k}_1cap"] == pytest.approx(i2t)
+    assert set(metrics) == {f"{key}_1cap" for key in retrieval_metrics(image_emb, text_emb, text_image)}
+    assert "R@1" in format_one_caption_table(metrics)

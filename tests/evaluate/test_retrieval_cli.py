@@ -19,10 +19,19 @@ def test_retrieval_cli_prints_and_writes_metrics(checkpoint, capsys, tmp_path):
     metrics = retrieval_main(
         ["--checkpoint", str(checkpoint), "--eval-split", "test", "--val-size", "12", "--output", str(output)]
     )
-    assert "t2i" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "t2i" in out and "one caption per image (seed 0), the seed paper's protocol" in out
     written = json.loads(output.read_text())
     assert written["images"] == 12 and written["t2i_R@1"] == metrics["t2i_R@1"]
+    assert written["caption_seed_1cap"] == 0 and written["t2i_R@1_1cap"] == metrics["t2i_R@1_1cap"]
     assert set(metrics) >= {"t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "t2i_mean_rank", "i2t_median_rank"}
+
+
+def test_the_trainer_records_both_retrieval_protocols(checkpoint):
+    record = json.loads((checkpoint.parents[1] / "results.jsonl").read_text().splitlines()[-1])
+    for direction in ("t2i", "i2t"):
+        assert 0 <= record[f"{direction}_R@1"] <= 1 and 0 <= record[f"{direction}_R@1_1cap"] <= 1
+        assert record[f"{direction}_median_rank_1cap"] >= 1
 
 
 def test_a_checkpoint_of_another_shape_is_refused_with_what_differs(checkpoint, tmp_path):
