@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import HeteroData
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: RAM's PSG predicates joined the vocabulary (relation features grew)
 
 NodeType = str
 EdgeType = tuple[str, str, str]
@@ -93,9 +93,11 @@ def edge_schema_of(data: HeteroData) -> str:
     raise ValueError(f"edge types {edge_types} are those of no edge schema ({', '.join(EDGE_SCHEMAS)})")
 
 # Predicates of relation tokens. Geometry extraction (graphs.relations) yields
-# the first eleven; the rest are the 50 predicates of Visual Genome's common
-# split (VG150), for triplets from VG or a scene-graph model. Anything else a
-# token source names maps through PREDICATE_ALIASES or becomes "other".
+# the first eleven; then the 50 predicates of Visual Genome's common split
+# (VG150), for triplets from VG or a scene-graph model; then those of the 56
+# of PSG (what RAM, the seed paper's relation model, predicts) not already
+# there ("beside" is an alias of "next to"). Anything else a token source names
+# maps through PREDICATE_ALIASES or becomes "other".
 # DRAWN_PREDICATES are relations drawn between objects (the synthetic world's
 # arrows): nothing in either object's own pixels or position tells their direction.
 GEOMETRIC_PREDICATES: tuple[str, ...] = (
@@ -119,8 +121,21 @@ VG150_PREDICATES: tuple[str, ...] = (
     "sitting on", "standing on", "to", "using", "walking in", "walking on", "watching", "wearing", "wears",
     "with",
 )  # fmt: skip
+PSG_PREDICATES: tuple[str, ...] = (
+    "over", "in front of", "beside", "on", "in", "attached to", "hanging from", "on back of", "falling off",
+    "going down", "painted on", "walking on", "running on", "crossing", "standing on", "lying on", "sitting on",
+    "flying over", "jumping over", "jumping from", "wearing", "holding", "carrying", "looking at", "guiding",
+    "kissing", "eating", "drinking", "feeding", "biting", "catching", "picking", "playing with", "chasing",
+    "climbing", "cleaning", "playing", "touching", "pushing", "pulling", "opening", "cooking", "talking to",
+    "throwing", "slicing", "driving", "riding", "parked on", "driving on", "about to hit", "kicking", "swinging",
+    "entering", "exiting", "enclosing", "leaning on",
+)  # fmt: skip
 DRAWN_PREDICATES: tuple[str, ...] = ("points at",)
-PREDICATES: tuple[str, ...] = (*GEOMETRIC_PREDICATES, *VG150_PREDICATES, *DRAWN_PREDICATES, "other")
+_PSG_ALIASED = {"beside"}  # PSG names that mean a predicate already listed (see PREDICATE_ALIASES)
+_PSG_NEW = tuple(
+    p for p in PSG_PREDICATES if p not in (*GEOMETRIC_PREDICATES, *VG150_PREDICATES) and p not in _PSG_ALIASED
+)
+PREDICATES: tuple[str, ...] = (*GEOMETRIC_PREDICATES, *VG150_PREDICATES, *_PSG_NEW, *DRAWN_PREDICATES, "other")
 PREDICATE_ALIASES: dict[str, str] = {
     "beneath": "under",
     "underneath": "under",
@@ -134,6 +149,11 @@ PREDICATE_ALIASES: dict[str, str] = {
     "wearing a": "wearing",
     "on top": "on top of",
     "in front": "in front of",
+    "on the back of": "on back of",
+    "leaning against": "leaning on",
+    "flying above": "flying over",
+    "jumping off": "jumping from",
+    "talking with": "talking to",
 }
 PREDICATE_ID: dict[str, int] = {p: i for i, p in enumerate(PREDICATES)}
 

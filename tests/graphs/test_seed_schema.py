@@ -107,3 +107,13 @@ def test_graphml_view_names_the_schema_and_the_papers_ranks():
     assert ranks == {"subject_to_object": 7, "to_relation": 6, "to_participant": 5, "nearest_1": 4, "nearest_2": 3}
     predicates = {attrs.get("predicate") for _, _, attrs in graph.edges(data=True) if attrs["rank"] >= 5}
     assert predicates == {"left of"}
+
+
+def test_rams_psg_predicates_are_in_the_vocabulary():
+    from graphs.schema import PREDICATES, PSG_PREDICATES, predicate_id
+
+    assert len(PSG_PREDICATES) == 56 and len(set(PREDICATES)) == len(PREDICATES)
+    for name in PSG_PREDICATES:
+        assert PREDICATES[predicate_id(name)] == ("next to" if name == "beside" else name)
+    assert PREDICATES[predicate_id("Leaning  against")] == "leaning on"
+    assert PREDICATES[predicate_id("zorbing", strict=False)] == "other" == PREDICATES[-1]
