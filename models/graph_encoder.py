@@ -21,6 +21,8 @@ from graphs.schema import (
     FEATURE_DIMS,
     HOMOGENEOUS_NODE,
     NODE_TYPES,
+    PREDICATES,
+    RELATION,
     schema_edge_types,
     strength_order,
 )
@@ -30,6 +32,7 @@ from models.token_norm import make_token_norm
 # How tokens become one embedding: a learned attention query, a masked mean, or
 # a learned CLS token prepended to every graph (the seed paper's readout).
 POOLS = ("attention", "mean", "cls")
+RELATION_FEATURES = ("onehot", "text")
 
 
 @dataclass
@@ -47,6 +50,10 @@ class GraphEncoderConfig:
     edge_bias_init: str = "ranks"
     num_edge_types: int = len(EDGE_TYPES)
     edge_schema: str = DEFAULT_EDGE_SCHEMA  # which seven edge types the graphs carry (graphs.schema)
+    # Relation tokens' predicate part: the graph's one-hot, or ("text") a fixed text embedding
+    # of the predicate's name (a [len(PREDICATES), relation_text_dim] buffer, the seed paper's tokens).
+    relation_features: str = "onehot"
+    relation_text_dim: int = 0
     box_frequencies: int = 6
     pool: str = "attention"
     token_norm: str = "none"
@@ -153,8 +160,21 @@ class GraphEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.node_types = tuple(config.node_dims)
+        input_dims = dict(config.node_dims)
+        if config.relation_features not in RELATION_FEATURES:
+            raise ValueError(
+                f"unknown relation features {config.relation_features!r}; valid: {', '.join(RELATION_FEATURES)}"
+            )
+        if config.relation_features == "text":
+            if RELATION not in input_dims or config.relation_text_dim <= 0:
+                raise ValueError("text relation features need schema graphs and a relation_text_dim")
+            # the one-hot predicate block is replaced by the predicate's text embedding
+            input_dims[RELATION] += config.relation_text_dim - len(PREDICATES)
+            self.register_buffer("relation_text", torch.zeros(len(PREDICATES), config.relation_text_dim))
+        else:
+            self.relation_text = None
         self.input_proj = nn.ModuleDict(
-            {t: nn.Sequential(nn.LayerNorm(d), nn.Linear(d, config.width)) for t, d in config.node_dims.items()}
+            {t: nn.Sequential(nn.LayerNorm(d), nn.Linear(d, config.width)) for t, d in input_dims.items()}
         )
         self.type_embedding = nn.Parameter(torch.zeros(len(self.node_types), config.width))
         nn.init.normal_(self.type_embedding, std=0.02)
@@ -219,7 +239,10 @@ class GraphEncoder(nn.Module):
                 raise ValueError(f"encoder built for node types {self.node_types}, got a homogeneous graph")
         tokens, graph_ids = [], []
         for k, (node_type, store) in enumerate(zip(self.node_types, stores, strict=True)):
-            content = self.input_proj[node_type](store.x)
+            x = store.x
+            if node_type == RELATION and self.relation_text is not None:
+                x = torch.cat([self.relation_text[store.predicate].to(x.dtype), x[:, len(PREDICATES) :]], dim=1)
+            content = self.input_proj[node_type](x)
             if hidden is not None and k == 0:
                 if self.mask_token is None:
                     raise ValueError("this encoder has no mask token (build it with mask_token=True)")

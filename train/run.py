@@ -32,11 +32,11 @@ from data.loader import GraphLoader, epoch_generator
 from data.negatives import NEGATIVE_KINDS
 from data.sources import open_twins
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
-from graphs import SCHEMA_VERSION, encoder_inputs
+from graphs import PREDICATES, SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
 from models.attention import BIAS_INITS
-from models.graph_encoder import POOLS
-from models.text import load_text_checkpoint, open_clip_text_config
+from models.graph_encoder import POOLS, RELATION_FEATURES
+from models.text import load_text_checkpoint, open_clip_text_config, predicate_text_table
 from models.token_norm import TOKEN_NORMS
 from train.checkpoint import check_state_fits, load_checkpoint
 from train.config import explicit_flags, merge, read_config
@@ -76,6 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="how the graph's tokens become the embedding (config field `pool`, default: the config's): "
         "a learned attention query, a masked mean, or a learned CLS token prepended (the seed paper's)",
+    )
+    model.add_argument(
+        "--relation-features",
+        choices=RELATION_FEATURES,
+        default="onehot",
+        help="what a relation token says of its predicate: the one-hot of the vocabulary, or the text "
+        "embedding of its name (the seed paper's), each predicate embedded once by --relation-text-model",
+    )
+    model.add_argument(
+        "--relation-text-model",
+        default="ViT-B-32",
+        help="the open_clip model whose text tower embeds predicate names (config only; weights from "
+        "--relation-text-checkpoint)",
+    )
+    model.add_argument(
+        "--relation-text-checkpoint",
+        type=Path,
+        help="local weights of that text tower (a CLIP checkpoint or a text-tower state dict); "
+        "without one the tower is untrained and a warning says so",
     )
     model.add_argument(
         "--token-norm",
@@ -172,6 +191,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]
             args.drop_edge_types = check_drop_edge_types(args.drop_edge_types, args.edge_schema)
         except ValueError as error:
             raise ValueError(f"--drop-edge-types: {error}") from None
+        if args.relation_features == "text" and args.graph_type == "homo":
+            raise ValueError("--relation-features text reads each relation token's predicate: use hetero graphs")
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     return args, checkpoint
@@ -209,9 +230,15 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     if args.vision:
         config.vision, config.vision_image_size = args.vision, args.vision_image_size
     config.graph.token_norm = args.token_norm
+    table = None
+    if args.relation_features == "text" and not args.vision:
+        table = relation_text_table(args.relation_text_model, args.relation_text_checkpoint)
+        config.graph.relation_features, config.graph.relation_text_dim = "text", table.size(1)
     config.tokenprop = args.tokenprop_weight > 0
     config.mim_clusters = args.mim_clusters if uses_mim(args) else 0
     model = GraphCLIP(config)
+    if table is not None:
+        model.graph_encoder.relation_text.copy_(table)
     if args.init_from:
         init_graph_encoder(model, args.init_from)
     if args.text_checkpoint:
@@ -219,6 +246,16 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     if args.freeze_text:
         model.text_encoder.requires_grad_(False)
     return model
+
+
+def relation_text_table(model_name: str, checkpoint: Path | None) -> torch.Tensor:
+    """Every vocabulary predicate's name embedded once by an open_clip text tower, [P, D]."""
+    import open_clip
+
+    config = open_clip.get_model_config(model_name)
+    if config is None:
+        raise ValueError(f"--relation-text-model: unknown open_clip model {model_name!r}")
+    return predicate_text_table(list(PREDICATES), dict(config["text_cfg"]), config["embed_dim"], checkpoint)
 
 
 def negative_kinds(value: str) -> list[str]:

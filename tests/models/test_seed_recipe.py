@@ -167,3 +167,45 @@ def test_the_papers_sizes():
     assert vit.blocks[0].mlp.fc1.out_features == 2048 and vit.patch_embed.patch_size == (16, 16)
     with pytest.raises(ValueError, match="no ViT preset 'tiny'"):
         PixelEncoder("vit:tiny", 8, 32)
+
+
+TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+
+
+def test_predicate_names_are_embedded_once_from_a_local_checkpoint(tmp_path):
+    from models.text import TextEncoder, predicate_text_table
+
+    tower = TextEncoder(TINY_TEXT, 24).eval()
+    torch.save(tower.tower.state_dict(), tmp_path / "tower.pt")
+    names = ["left of", "leaning on", "left of"]
+    table = predicate_text_table(names, TINY_TEXT, 24, tmp_path / "tower.pt")
+    with torch.no_grad():
+        expected = tower(tower.tokenize(names))
+    assert table.shape == (3, 24) and torch.allclose(table, expected, atol=1e-6)
+    assert torch.equal(table[0], table[2]) and not torch.allclose(table[0], table[1])
+    with pytest.warns(UserWarning, match="untrained"):
+        predicate_text_table(names, TINY_TEXT, 24)
+
+
+def test_text_relation_features_replace_the_one_hot():
+    from graphs.schema import PREDICATES, RELATION, predicate_id
+
+    node_dims, num_edge_types = encoder_inputs("hetero")
+    config = GraphEncoderConfig(
+        node_dims=node_dims, num_edge_types=num_edge_types, width=32, depth=1, heads=4, embed_dim=16,
+        edge_schema="seed", relation_features="text", relation_text_dim=6,
+    )  # fmt: skip
+    model = GraphEncoder(config).eval()
+    assert model.relation_text.shape == (len(PREDICATES), 6) and "relation_text" in model.state_dict()
+    with torch.no_grad():
+        model.relation_text.copy_(torch.randn(len(PREDICATES), 6))
+    graph = small_graph()  # one relation, "left of"
+    before = model(Batch.from_data_list([graph]))
+    with torch.no_grad():
+        model.relation_text[predicate_id("left of")] += 1.0
+    after = model(Batch.from_data_list([graph]))
+    assert not torch.allclose(before, after)
+    with torch.no_grad():
+        model.relation_text[predicate_id("above")] += 1.0  # a predicate the graph does not use
+    assert torch.equal(model(Batch.from_data_list([graph])), after)
+    assert graph[RELATION].x.size(1) == len(PREDICATES) + 8  # the stored graph keeps its one-hot
