@@ -32,7 +32,7 @@ from data.loader import GraphLoader, epoch_generator
 from data.negatives import NEGATIVE_KINDS
 from data.sources import open_twins
 from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
-from graphs import PREDICATES, SCHEMA_VERSION, encoder_inputs
+from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
 from models.attention import BIAS_INITS
 from models.graph_encoder import POOLS, RELATION_FEATURES
@@ -251,6 +251,8 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
 def relation_text_table(model_name: str, checkpoint: Path | None) -> torch.Tensor:
     """Every vocabulary predicate's name embedded once by an open_clip text tower, [P, D]."""
     import open_clip
+
+    from graphs.schema import PREDICATES
 
     config = open_clip.get_model_config(model_name)
     if config is None:
