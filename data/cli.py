@@ -104,12 +104,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def data_options(args: argparse.Namespace) -> DataOptions:
-    """DataOptions from parsed data flags; --drop-edge-types outside --edge-schema is a ValueError."""
+    """DataOptions from parsed data flags; --drop-edge-types outside --edge-schema stops with an error."""
     names = set(DataOptions.__dataclass_fields__)
     values = {k: v for k, v in vars(args).items() if k in names}
     schema = values.get("edge_schema", DEFAULT_EDGE_SCHEMA)
     try:
         values["drop_edge_types"] = check_drop_edge_types(values.get("drop_edge_types") or [], schema)
     except ValueError as error:
-        raise ValueError(f"--drop-edge-types: {error}") from None
+        raise SystemExit(f"error: --drop-edge-types: {error}") from None
     return DataOptions(**values, use_cache=not args.no_cache, on_bad=args.on_bad_image)

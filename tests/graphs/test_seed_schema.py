@@ -117,3 +117,16 @@ def test_rams_psg_predicates_are_in_the_vocabulary():
         assert PREDICATES[predicate_id(name)] == ("next to" if name == "beside" else name)
     assert PREDICATES[predicate_id("Leaning  against")] == "leaning on"
     assert PREDICATES[predicate_id("zorbing", strict=False)] == "other" == PREDICATES[-1]
+
+
+def test_data_flags_check_dropped_types_against_the_chosen_schema():
+    import argparse
+
+    from data.cli import add_data_arguments, data_options
+
+    parser = argparse.ArgumentParser()
+    add_data_arguments(parser)
+    options = data_options(parser.parse_args(["--edge-schema", "seed", "--drop-edge-types", "nearest_4,to_relation"]))
+    assert (options.edge_schema, options.drop_edge_types) == ("seed", ["nearest_4", "to_relation"])
+    with pytest.raises(SystemExit, match="'near' in the seed edge schema"):
+        data_options(parser.parse_args(["--edge-schema", "seed", "--drop-edge-types", "near"]))
