@@ -111,3 +111,15 @@ def test_seeds_train_every_row_once_per_seed_and_reuse_finished_cells(tmp_path, 
     trained.clear()
     ablate.main([*argv[:-1], "0,1,2,3"])  # one more seed: only its cells train
     assert sorted(seed for _, seed in trained) == [3, 3]
+
+
+def test_edge_rows_follow_the_chosen_schema_and_recipes_name_theirs():
+    from graphs.schema import SEED_EDGE_TYPES
+
+    rows = ablate.variants("edges", "seed")
+    assert [name for name in rows if name.startswith("-")] == [f"-{et[1]}" for et in SEED_EDGE_TYPES] + [
+        "-subject_to_object+to_relation+to_participant"
+    ]
+    recipes = ablate.variants("recipes")
+    assert recipes["seed recipe"] == ["--edge-schema", "seed", "--edge-bias", "monotone", "--readout", "cls"]
+    assert recipes["vit paper"] == ["--vision", "vit:paper"] and list(recipes)[0] == "full"
