@@ -8,16 +8,28 @@ from data.datasets import DEFAULT_SIZES
 from data.images import TOKEN_SOURCES
 from data.sources import DATASETS, DataOptions
 from graphs.featurizers import FEATURIZERS
-from graphs.schema import GRAPH_TYPES, resolve_edge_type
+from graphs.schema import DEFAULT_EDGE_SCHEMA, EDGE_SCHEMAS, GRAPH_TYPES, resolve_edge_type, schema_edge_types
 
 
 def edge_type_list(value: str) -> list[str]:
-    """'near,overlaps' -> ['near', 'overlaps']; an unknown name lists the valid ones."""
+    """'near,overlaps' -> ['near', 'overlaps']; a name of no edge schema lists the valid ones.
+
+    Whether the names belong to the run's --edge-schema is checked by `data_options`.
+    """
     names = [name.strip() for name in value.split(",") if name.strip()]
-    try:
-        return [resolve_edge_type(name)[1] for name in names]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    known = {et[1] for schema in EDGE_SCHEMAS for et in schema_edge_types(schema)}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        valid = "; ".join(
+            f"{schema}: {', '.join(et[1] for et in schema_edge_types(schema))}" for schema in EDGE_SCHEMAS
+        )
+        raise argparse.ArgumentTypeError(f"unknown edge type {unknown[0]!r}; valid edge types: {valid}")
+    return names
+
+
+def check_drop_edge_types(names: list[str], edge_schema: str) -> list[str]:
+    """`names` if each is an edge type of `edge_schema`, else ValueError naming the schema's types."""
+    return [resolve_edge_type(name, edge_schema)[1] for name in names]
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,11 +44,19 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "homo = the same graph with one node and one edge type; patch = a grid of patch tokens (ViT baseline)",
     )
     data.add_argument(
+        "--edge-schema",
+        choices=EDGE_SCHEMAS,
+        default=DEFAULT_EDGE_SCHEMA,
+        help="the seven ranked edge types: semgraph = ours; seed = the seed paper's (subject -> object, "
+        "participants <-> relation token, 1st..4th nearest object), made from the cached graphs on access",
+    )
+    data.add_argument(
         "--drop-edge-types",
         type=edge_type_list,
         default=[],
         metavar="NAMES",
-        help="comma-separated edge types to empty in every graph (ablation), e.g. near,overlaps",
+        help="comma-separated edge types of --edge-schema to empty in every graph (ablation), "
+        "e.g. near,overlaps (semgraph) or nearest_4 (seed)",
     )
     data.add_argument("--train-size", type=int, default=DEFAULT_SIZES["train"], help="synthetic training scenes")
     data.add_argument("--val-size", type=int, default=DEFAULT_SIZES["val"], help="synthetic validation scenes")
@@ -84,7 +104,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def data_options(args: argparse.Namespace) -> DataOptions:
-    """DataOptions from parsed data flags."""
+    """DataOptions from parsed data flags; --drop-edge-types outside --edge-schema stops with an error."""
     names = set(DataOptions.__dataclass_fields__)
     values = {k: v for k, v in vars(args).items() if k in names}
+    schema = values.get("edge_schema", DEFAULT_EDGE_SCHEMA)
+    try:
+        values["drop_edge_types"] = check_drop_edge_types(values.get("drop_edge_types") or [], schema)
+    except ValueError as error:
+        raise SystemExit(f"error: --drop-edge-types: {error}") from None
     return DataOptions(**values, use_cache=not args.no_cache, on_bad=args.on_bad_image)

@@ -15,19 +15,24 @@ from data.store import GraphStore
 from data.synthetic import WORLD_VERSION, Scene, make_scene
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
-from graphs.schema import GRAPH_TYPES, IMAGE
+from graphs.schema import DEFAULT_EDGE_SCHEMA, GRAPH_TYPES, IMAGE, check_edge_schema
+from graphs.seed import ToEdgeSchema
 from graphs.transforms import DropEdgeTypes, ToHomogeneous
 
 DEFAULT_SIZES = {"train": 8000, "val": 1000, "test": 1000}
 
 
-def graph_transform(graph_type: str, drop_edge_types: Sequence[str] = ()) -> Callable | None:
-    """What happens to a stored graph on access: ablation, then the homogeneous view."""
+def graph_transform(
+    graph_type: str, drop_edge_types: Sequence[str] = (), edge_schema: str = DEFAULT_EDGE_SCHEMA
+) -> Callable | None:
+    """What happens to a stored graph on access: the edge schema, ablation, then the homogeneous view."""
     if graph_type not in GRAPH_TYPES:
         raise ValueError(f"unknown graph type {graph_type!r}; valid: {', '.join(GRAPH_TYPES)}")
     steps = []
+    if check_edge_schema(edge_schema) != DEFAULT_EDGE_SCHEMA:
+        steps.append(ToEdgeSchema(edge_schema))
     if drop_edge_types:
-        steps.append(DropEdgeTypes(drop_edge_types))
+        steps.append(DropEdgeTypes(drop_edge_types, edge_schema))
     if graph_type == "homo":
         steps.append(ToHomogeneous())
     if not steps:
@@ -46,19 +51,33 @@ def stored_graph_type(graph_type: str) -> str:
     return "patch" if graph_type == "patch" else "hetero"
 
 
+def batch_transform(edge_schema: str = DEFAULT_EDGE_SCHEMA, drop_edge_types: Sequence[str] = ()) -> Callable | None:
+    """What happens to a collated batch of stored graphs: the edge schema, then ablation."""
+    return graph_transform("hetero", drop_edge_types, edge_schema)
+
+
 class GraphDataset(Dataset):
-    """Graphs of a `GraphStore` as a run sees them: ablated, and homogeneous for `homo`.
+    """Graphs of a `GraphStore` as a run sees them: in the chosen edge schema,
+    ablated, and homogeneous for `homo`.
 
     Args:
-        store: the graphs as stored (schema graphs, or patch grids).
+        store: the graphs as stored (semgraph schema graphs, or patch grids).
         graph_type: ``hetero``, ``homo`` or ``patch``.
-        drop_edge_types: edge types emptied on access.
+        drop_edge_types: edge types (of `edge_schema`) emptied on access.
+        edge_schema: ``semgraph`` (as stored) or ``seed`` (made on access).
     """
 
-    def __init__(self, store: GraphStore, graph_type: str = "hetero", drop_edge_types: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        store: GraphStore,
+        graph_type: str = "hetero",
+        drop_edge_types: Sequence[str] = (),
+        edge_schema: str = DEFAULT_EDGE_SCHEMA,
+    ) -> None:
         self.store = store
         self.graph_type, self.drop_edge_types = graph_type, list(drop_edge_types)
-        self.transform = graph_transform(graph_type, drop_edge_types)
+        self.edge_schema = edge_schema
+        self.transform = graph_transform(graph_type, drop_edge_types, edge_schema)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -189,6 +208,7 @@ class SyntheticGraphs(GraphDataset):
         drop_edge_types: Sequence[str] = (),
         canvas: int = 96,
         progress: bool = False,
+        edge_schema: str = DEFAULT_EDGE_SCHEMA,
     ) -> None:
         store = build_uncached(SyntheticBuilder(split, size, seed, canvas, graph_type))
-        super().__init__(store, graph_type, drop_edge_types)
+        super().__init__(store, graph_type, drop_edge_types, edge_schema)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch_geometric.data import Batch, HeteroData
 
-from data.datasets import GraphDataset
+from data.datasets import GraphDataset, batch_transform
 from data.store import GraphStore
-from graphs.transforms import DropEdgeTypes
+from graphs.schema import DEFAULT_EDGE_SCHEMA
 
 
 def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
@@ -99,7 +99,8 @@ class GraphLoader:
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.rank, self.world_size, self.pick_caption = rank, world_size, pick_caption
-        self.drop = DropEdgeTypes(dataset.drop_edge_types) if dataset.drop_edge_types else None
+        # A collated batch of stored graphs in the run's edge schema, ablated.
+        self.drop = batch_transform(getattr(dataset, "edge_schema", DEFAULT_EDGE_SCHEMA), dataset.drop_edge_types)
         self.epoch = 0
         self.caption_tokens = caption_tokens  # (tokens, pointer) of a device-resident store
         self.twins = twins

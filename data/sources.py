@@ -19,6 +19,7 @@ class DataOptions:
 
     dataset: str = "synthetic"
     graph_type: str = "hetero"
+    edge_schema: str = "semgraph"  # applied on access: the cached graphs are the same for both
     drop_edge_types: list[str] = field(default_factory=list)
     seed: int = 0
     train_size: int = DEFAULT_SIZES["train"]
@@ -117,7 +118,7 @@ def open_dataset(options: DataOptions, split: str, progress: bool = True) -> Gra
         store = hold_out(store, split, options.val_fraction)
     if len(store) == 0:
         raise ValueError(f"the {split} split of {options.dataset} holds no graphs")
-    return GraphDataset(store, options.graph_type, options.drop_edge_types)
+    return GraphDataset(store, options.graph_type, options.drop_edge_types, options.edge_schema)
 
 
 def open_twins(options: DataOptions, graphs: GraphStore, progress: bool = True) -> Twins:

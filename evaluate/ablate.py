@@ -1,11 +1,17 @@
 """Which relations matter: `python -m evaluate.ablate` trains and scores one row per variant.
 
-Rows: the full hetero graph; each of the seven edge types dropped; the two
-directional triplet edges dropped together; the bias off (`--edge-bias
+Rows: the full hetero graph; each of the seven edge types (of --edge-schema)
+dropped; its triplet edges dropped together; the bias off (`--edge-bias
 none`); `--graph-type homo`; `--graph-type patch`. Every row uses the same
 seed, data and budget. Each row is a run directory under OUT/rows/; a row
 whose results exist is reused when the command runs again.
 Writes OUT/ablation.csv, OUT/ablation.json and the chart OUT/ablation.png.
+
+With `--seeds 0,1,2` every row is trained once per seed (cells in
+OUT/rows/ROW/seed-S/, reused like rows) and OUT/ablation-seeds.{txt,csv,json,png}
+give per row and metric the mean ± standard deviation with a 95 % t interval,
+and the difference to the `full` row paired by seed with its interval; a
+difference whose interval excludes zero is marked (see evaluate.seed_stats).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from evaluate.compositional import evaluate_suite  # noqa: E402
-from graphs.schema import EDGE_TYPES  # noqa: E402
+from evaluate.seed_stats import parse_seeds, run_cells, summarise, write_outputs  # noqa: E402
+from graphs.schema import DEFAULT_EDGE_SCHEMA, EDGE_SCHEMAS, schema_edge_types  # noqa: E402
 from train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 
 SUITES = ("relation-swap", "attribute-swap", "word-order", "winoground-synthetic")
@@ -40,15 +47,31 @@ COLUMNS = (
 )
 
 
-STUDIES = ("edges", "tokenizer")
+STUDIES = ("edges", "tokenizer", "recipes")
+# Per edge schema, the edge types of its triplets dropped together (all that says who acts on whom).
+TRIPLET_TYPES = {
+    "semgraph": ("subject_of", "has_object"),
+    "seed": ("subject_to_object", "to_relation", "to_participant"),
+}
+# The seed paper's recipe against ours (issue 16): each row names its schema, bias, readout or pixel model.
+RECIPES = {
+    "seed recipe": ["--edge-schema", "seed", "--edge-bias", "monotone", "--readout", "cls"],
+    "seed schema": ["--edge-schema", "seed", "--edge-bias", "learned"],
+    "monotone bias": ["--edge-schema", "semgraph", "--edge-bias", "monotone"],
+    "patch": ["--graph-type", "patch"],
+    "vit paper": ["--vision", "vit:paper"],
+    "vit-s16": ["--vision", "timm:vit_small_patch16_224"],
+}
 
 
-def variants(study: str = "edges") -> dict[str, list[str]]:
-    """The rows of a study: `edges` (the edge-type ablation) or `tokenizer` (the options of issue [5/6])."""
+def variants(study: str = "edges", edge_schema: str = DEFAULT_EDGE_SCHEMA) -> dict[str, list[str]]:
+    """The rows of a study: `edges` (the edge-type ablation of `edge_schema`), `tokenizer` (the
+    options of issue [5/6]) or `recipes` (the seed paper's recipe and its parts against ours)."""
     rows = {"full": []}
     if study == "edges":
-        rows.update({f"-{et[1]}": ["--drop-edge-types", et[1]] for et in EDGE_TYPES})
-        rows["-subject_of+has_object"] = ["--drop-edge-types", "subject_of,has_object"]  # all triplet direction
+        rows.update({f"-{et[1]}": ["--drop-edge-types", et[1]] for et in schema_edge_types(edge_schema)})
+        triplet = TRIPLET_TYPES[edge_schema]
+        rows["-" + "+".join(triplet)] = ["--drop-edge-types", ",".join(triplet)]  # all triplet edges
         rows["bias none"] = ["--edge-bias", "none"]
         rows["homo"] = ["--graph-type", "homo"]
         rows["patch"] = ["--graph-type", "patch"]
@@ -58,6 +81,9 @@ def variants(study: str = "edges") -> dict[str, list[str]]:
         rows["batch norm"] = ["--token-norm", "batch"]
         rows["tokenprop 0.5"] = ["--tokenprop-weight", "0.5"]
         rows["mim 0.5"] = ["--mim-weight", "0.5"]
+    elif study == "recipes":
+        rows["full"] = ["--edge-schema", "semgraph", "--edge-bias", "learned"]
+        rows.update(RECIPES)
     else:
         raise ValueError(f"unknown study {study!r}; valid: {', '.join(STUDIES)}")
     return rows
@@ -116,9 +142,12 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+CHARTED = ("t2i_R@1", "relation-swap", "arrow-swap", "wino_group")
+
+
 def chart(rows: list[dict], path: Path, title: str = "edge-type ablation") -> None:
     """Change against the full model, per metric, one group of bars per row."""
-    shown = ("t2i_R@1", "relation-swap", "arrow-swap", "wino_group")
+    shown = CHARTED
     others = rows[1:]
     fig, ax = plt.subplots(figsize=(max(8, len(others) * 0.9), 4.5), dpi=110)
     width = 0.8 / len(shown)
@@ -146,28 +175,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        help="comma-separated seeds, e.g. 0,1,2: every row trained once per seed, reported as mean ± sd, "
+        "95 %% intervals and paired differences to the full row (replaces --seed)",
+    )
     parser.add_argument("--suite-count", type=int, default=200, help="items per compositional suite")
     parser.add_argument(
         "--study",
         choices=STUDIES,
         default="edges",
-        help="edges: drop each edge type, the bias, homo, patch; tokenizer: MoTo, norms, TokenProp, MIM",
+        help="edges: drop each edge type, the bias, homo, patch; tokenizer: MoTo, norms, TokenProp, MIM; "
+        "recipes: the seed paper's schema, monotone bias and CLS readout, patch and pixel ViTs against ours",
+    )
+    parser.add_argument(
+        "--edge-schema",
+        choices=EDGE_SCHEMAS,
+        default=DEFAULT_EDGE_SCHEMA,
+        help="the edge schema of every row (the edges study drops each of its types); "
+        "the recipes study sets each row's own",
     )
     parser.add_argument("--rows", help="comma-separated subset of the rows (default: all)")
     parser.add_argument("--extra", default="", help="more trainer flags for every row, e.g. '--model-config X.json'")
     return parser
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    args = build_parser().parse_args(argv)
-    every = variants(args.study)
-    chosen = list(every) if not args.rows else [r.strip() for r in args.rows.split(",")]
-    unknown = [r for r in chosen if r not in every]
-    if unknown:
-        raise SystemExit(f"error: unknown rows {unknown}; rows: {', '.join(every)}")
-    if "full" not in chosen:
-        chosen.insert(0, "full")
-    common = [
+STUDY_TITLES = {"edges": "edge-type ablation", "tokenizer": "tokenizer options", "recipes": "the seed's recipe"}
+
+
+def study_stem(study: str) -> str:
+    return "ablation" if study == "edges" else f"study-{study}"
+
+
+def common_flags(args: argparse.Namespace, seed: int) -> list[str]:
+    """The trainer flags every row of a study shares (data, budget, seed, edge schema, --extra)."""
+    return [
         "--train-size",
         str(args.train_size),
         "--val-size",
@@ -177,20 +219,57 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "--batch-size",
         str(args.batch_size),
         "--seed",
-        str(args.seed),
+        str(seed),
         "--no-progress",
+        "--edge-schema",
+        args.edge_schema,
         *args.extra.split(),
     ]
+
+
+def seeded_study(args: argparse.Namespace, rows: dict[str, list[str]], seeds: list[int]) -> list[dict]:
+    """Every row once per seed, summarised with intervals (evaluate.seed_stats); returns the summary."""
+
+    def run_cell(name: str, flags: list[str], seed: int, folder: Path) -> dict:
+        return run_row(name, flags, common_flags(args, seed), folder, args.suite_count, seed)
+
+    cells = run_cells(rows, seeds, run_cell, lambda name: args.out / "rows" / folder_name(name))
+    summary = summarise(cells, COLUMNS, reference="full")
+    stem = study_stem(args.study)
+    text = write_outputs(summary, COLUMNS, args.out, stem, STUDY_TITLES[args.study], CHARTED)
+    print(text)
+    print(f"wrote {args.out / (stem + '-seeds.csv')}, {args.out / (stem + '-seeds.png')}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = build_parser().parse_args(argv)
+    every = variants(args.study, args.edge_schema)
+    chosen = list(every) if not args.rows else [r.strip() for r in args.rows.split(",")]
+    unknown = [r for r in chosen if r not in every]
+    if unknown:
+        raise SystemExit(f"error: unknown rows {unknown}; rows: {', '.join(every)}")
+    if "full" not in chosen:
+        chosen.insert(0, "full")
+    if args.seeds:
+        try:
+            seeds = parse_seeds(args.seeds)
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+        return seeded_study(args, {name: every[name] for name in chosen}, seeds)
     rows = []
     for name in chosen:
         print(f"== {name}", flush=True)
         rows.append(
-            run_row(name, every[name], common, args.out / "rows" / folder_name(name), args.suite_count, args.seed)
-        )
+            run_row(
+                name, every[name], common_flags(args, args.seed), args.out / "rows" / folder_name(name),
+                args.suite_count, args.seed,
+            )
+        )  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     text = table(rows)
     print(text)
-    stem = "ablation" if args.study == "edges" else f"study-{args.study}"
+    stem = study_stem(args.study)
     with open(args.out / f"{stem}.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["row", *COLUMNS, *(f"delta_{c}" for c in COLUMNS)])
@@ -204,7 +283,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             )
     (args.out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
     (args.out / f"{stem}.txt").write_text(text + "\n")
-    chart(rows, args.out / f"{stem}.png", "edge-type ablation" if args.study == "edges" else "tokenizer options")
+    chart(rows, args.out / f"{stem}.png", STUDY_TITLES[args.study])
     print(f"wrote {args.out / (stem + '.csv')}, {args.out / (stem + '.png')}")
     return rows
 

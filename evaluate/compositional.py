@@ -41,7 +41,9 @@ class RefGraphs:
 
     def __init__(self, model: GraphCLIP, params: dict, root: Path, token_source: str = "felzenszwalb") -> None:
         self.graph_type = params.get("graph_type", "hetero")
-        self.transform = graph_transform(self.graph_type, params.get("drop_edge_types") or [])
+        self.transform = graph_transform(
+            self.graph_type, params.get("drop_edge_types") or [], params.get("edge_schema", "semgraph")
+        )
         self.pixels = model.config.vision_image_size if model.config.vision else 0
         self.root, self.source, self.featurizer = root, None, Featurizer()
         self.token_source = token_source

@@ -6,8 +6,6 @@ import networkx as nx
 from torch_geometric.data import HeteroData
 
 from graphs.schema import (
-    EDGE_RANK,
-    EDGE_TYPES,
     HAS_OBJECT,
     NODE_TYPES,
     OBJECT,
@@ -15,6 +13,11 @@ from graphs.schema import (
     RELATED,
     RELATION,
     SUBJECT_OF,
+    SUBJECT_TO_OBJECT,
+    TO_PARTICIPANT,
+    TO_RELATION,
+    edge_schema_of,
+    schema_ranks,
 )
 
 
@@ -29,10 +32,14 @@ def to_networkx(data: HeteroData) -> nx.MultiDiGraph:
     Nodes are named ``'{type}:{index}'`` and carry ``type``, ``index``,
     ``label`` (category id for objects, predicate name for relations, None
     otherwise) and ``box`` (cx, cy, w, h). Edges carry ``type`` (the relation
-    name), ``rank`` and, for the edges of a triplet (`subject_of`,
-    `has_object`, `related`), its ``predicate``.
+    name), ``rank`` (as the graph's edge schema numbers it) and, for the edges
+    of a triplet (`subject_of`, `has_object`, `related`; in the seed schema
+    `subject_to_object`, `to_relation`, `to_participant`), its ``predicate``.
+    The graph attribute ``edge_schema`` names the schema.
     """
-    graph = nx.MultiDiGraph()
+    schema = edge_schema_of(data)
+    ranks = schema_ranks(schema)
+    graph = nx.MultiDiGraph(edge_schema=schema)
     for node_type in NODE_TYPES:
         store = data[node_type]
         for index in range(store.num_nodes):
@@ -45,18 +52,31 @@ def to_networkx(data: HeteroData) -> nx.MultiDiGraph:
             box = tuple(float(v) for v in store.box[index])
             graph.add_node(node_key(node_type, index), type=node_type, index=index, label=label, box=box)
     predicates = [PREDICATES[int(p)] for p in data[RELATION].predicate]
-    subject = dict(data[SUBJECT_OF].edge_index.flip(0).t().tolist())
-    target = dict(data[HAS_OBJECT].edge_index.t().tolist())
+    if schema == "seed":
+        subject, target = seed_participants(data)
+    else:
+        subject = dict(data[SUBJECT_OF].edge_index.flip(0).t().tolist())
+        target = dict(data[HAS_OBJECT].edge_index.t().tolist())
     triplet_predicate = {(subject[r], target[r]): predicates[r] for r in subject.keys() & target.keys()}
-    for edge_type in EDGE_TYPES:
+    for edge_type in data.edge_types:
         src_type, relation, dst_type = edge_type
         for src, dst in data[edge_type].edge_index.t().tolist():
-            attrs = {"type": relation, "rank": EDGE_RANK[edge_type]}
-            if edge_type == SUBJECT_OF:
+            attrs = {"type": relation, "rank": ranks[edge_type]}
+            if edge_type in (SUBJECT_OF, TO_RELATION):
                 attrs["predicate"] = predicates[dst]
-            elif edge_type == HAS_OBJECT:
+            elif edge_type in (HAS_OBJECT, TO_PARTICIPANT):
                 attrs["predicate"] = predicates[src]
-            elif edge_type == RELATED and (src, dst) in triplet_predicate:
+            elif edge_type in (RELATED, SUBJECT_TO_OBJECT) and (src, dst) in triplet_predicate:
                 attrs["predicate"] = triplet_predicate[src, dst]
             graph.add_edge(node_key(src_type, src), node_key(dst_type, dst), key=relation, **attrs)
     return graph
+
+
+def seed_participants(data: HeteroData) -> tuple[dict[int, int], dict[int, int]]:
+    """Relation -> subject and relation -> object of a seed-schema graph: the first and
+    second `to_participant` edge of each relation token (the order `graphs.seed` writes)."""
+    subject: dict[int, int] = {}
+    target: dict[int, int] = {}
+    for r, o in data[TO_PARTICIPANT].edge_index.t().tolist():
+        (target if r in subject else subject)[r] = o
+    return subject, target

@@ -10,9 +10,22 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from torch_geometric.data import HeteroData  # noqa: E402
 
-from graphs.schema import EDGE_RANK, EDGE_TYPES, IMAGE, NODE_TYPES, OBJECT, PREDICATES, RELATION  # noqa: E402
+from graphs.schema import (  # noqa: E402
+    EDGE_TYPES,
+    IMAGE,
+    NODE_TYPES,
+    OBJECT,
+    PREDICATES,
+    RELATION,
+    SEED_EDGE_TYPES,
+    edge_schema_of,
+    schema_ranks,
+)
 
-EDGE_COLOURS = dict(zip(EDGE_TYPES, plt.get_cmap("tab10").colors, strict=False))
+EDGE_COLOURS = {
+    **dict(zip(EDGE_TYPES, plt.get_cmap("tab10").colors, strict=False)),
+    **dict(zip(SEED_EDGE_TYPES, plt.get_cmap("Dark2").colors, strict=False)),
+}
 NODE_STYLE = {OBJECT: ("o", "white"), RELATION: ("s", "gold"), IMAGE: ("*", "deepskyblue")}
 
 
@@ -38,8 +51,10 @@ def draw_graph(
     ax: plt.Axes | None = None,
     title: str | None = None,
     show_legend: bool = True,
+    name_tokens: bool = False,
 ) -> plt.Axes:
-    """Draw `data` over `image`; masks (optional) are outlined in their box colour."""
+    """Draw `data` over `image`; masks (optional) are outlined in their box colour;
+    `name_tokens` writes o0, o1, ... and r0, r1, ... beside the tokens (the rank matrix's names)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))
     height, width = image.shape[:2]
@@ -52,7 +67,9 @@ def draw_graph(
             plt.Rectangle((cx - w / 2, cy - h / 2), w, h, fill=False, edgecolor="white", linestyle=":", lw=0.8)
         )
     positions = token_positions(data, width, height)
-    for edge_type in reversed(EDGE_TYPES):  # strongest drawn last, on top
+    schema = edge_schema_of(data)
+    edge_types = tuple(data.edge_types)
+    for edge_type in reversed(edge_types):  # strongest drawn last, on top
         src, _, dst = edge_type
         for s, d in data[edge_type].edge_index.t().tolist():
             (x0, y0), (x1, y1) = positions[src][s], positions[dst][d]
@@ -81,8 +98,14 @@ def draw_graph(
             bbox=dict(boxstyle="round,pad=0.1", fc="gold", alpha=0.7, lw=0),
             zorder=6,
         )
+    if name_tokens:
+        for prefix, node_type in (("o", OBJECT), ("r", RELATION)):
+            for k, (x, y) in enumerate(positions[node_type]):
+                ax.text(x + 4, y + 4, f"{prefix}{k}", fontsize=7, color="white", fontweight="bold", zorder=7)
     if show_legend:
-        handles = [Line2D([], [], color=EDGE_COLOURS[et], lw=2, label=f"{EDGE_RANK[et]}. {et[1]}") for et in EDGE_TYPES]
+        ranks = schema_ranks(schema)
+        handles = [Line2D([], [], color="none", label=f"{schema} edge schema (rank. type)")]
+        handles += [Line2D([], [], color=EDGE_COLOURS[et], lw=2, label=f"{ranks[et]}. {et[1]}") for et in edge_types]
         handles += [
             Line2D(
                 [],
@@ -105,12 +128,38 @@ def draw_graph(
     return ax
 
 
+def draw_rank_matrix(matrix: np.ndarray, labels: list[str], ax: plt.Axes, title: str) -> plt.Axes:
+    """A [T, T] rank matrix as a grid of numbers (rows = queries, columns = keys)."""
+    top = max(int(matrix.max()), 1)
+    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=top + 1)
+    for (i, j), value in np.ndenumerate(matrix):
+        if value:
+            colour = "white" if value > top / 2 else "black"
+            ax.text(j, i, str(int(value)), ha="center", va="center", fontsize=7, color=colour)
+    ticks = range(len(labels))
+    ax.set_xticks(ticks, labels, rotation=90, fontsize=6)
+    ax.set_yticks(ticks, labels, fontsize=6)
+    ax.set_xlabel("key")
+    ax.set_ylabel("query")
+    ax.set_title(title, fontsize=9)
+    return ax
+
+
 def save_graph_picture(
-    image: np.ndarray, data: HeteroData, path: str, masks: np.ndarray | None = None, title: str | None = None
+    image: np.ndarray,
+    data: HeteroData,
+    path: str,
+    masks: np.ndarray | None = None,
+    title: str | None = None,
+    rank_matrix: tuple[np.ndarray, list[str]] | None = None,
 ) -> None:
-    """Draw and save a PNG."""
-    fig, ax = plt.subplots(figsize=(8, 6), dpi=120)
-    draw_graph(image, data, masks, ax=ax, title=title)
+    """Draw and save a PNG; with `rank_matrix` (matrix, token labels), the matrix beside the picture."""
+    if rank_matrix is None:
+        fig, ax = plt.subplots(figsize=(8, 6), dpi=120)
+    else:
+        fig, (ax, matrix_ax) = plt.subplots(1, 2, figsize=(15, 6.5), dpi=120, gridspec_kw={"width_ratios": [1.25, 1]})
+        draw_rank_matrix(rank_matrix[0], rank_matrix[1], matrix_ax, "rank matrix (0 = no relationship)")
+    draw_graph(image, data, masks, ax=ax, title=title, name_tokens=rank_matrix is not None)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -2,6 +2,8 @@
 
 Prints a table of its nodes and edges, writes the networkx graph as GraphML
 and draws a PNG of the image with the masks, boxes and typed edges over it.
+With `--edge-schema seed` the graph carries the seed paper's seven ranked types
+and the PNG shows its rank matrix (queries x keys) beside the picture.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ from graphs.build import build_patch_graph
 from graphs.convert import to_networkx
 from graphs.draw import save_graph_picture
 from graphs.featurizers import Featurizer
-from graphs.schema import EDGE_RANK, EDGE_TYPES, NODE_TYPES, OBJECT, resolve_edge_type
+from graphs.schema import (
+    DEFAULT_EDGE_SCHEMA,
+    EDGE_SCHEMAS,
+    NODE_TYPES,
+    OBJECT,
+    RELATION,
+    edge_schema_of,
+    resolve_edge_type,
+    schema_ranks,
+)
+from graphs.seed import rank_matrix, to_edge_schema
 from graphs.transforms import DropEdgeTypes
 
 
@@ -43,11 +55,18 @@ def node_table(graph: nx.MultiDiGraph, label_names: Sequence[str] | dict[int, st
 
 
 def edge_table(graph: nx.MultiDiGraph) -> str:
+    """Edges per type of the graph's edge schema, with the rank that schema gives the type."""
+    schema = graph.graph.get("edge_schema", DEFAULT_EDGE_SCHEMA)
     counts = Counter(attrs["type"] for _, _, attrs in graph.edges(data=True))
-    rows = [f"{'rank':<6}{'edge type':<40}{'edges':>6}"]
-    for edge_type in EDGE_TYPES:
-        rows.append(f"{EDGE_RANK[edge_type]:<6}{' -> '.join(edge_type):<40}{counts[edge_type[1]]:>6}")
+    rows = [f"{schema} edge schema", f"{'rank':<6}{'edge type':<40}{'edges':>6}"]
+    for edge_type, rank in schema_ranks(schema).items():
+        rows.append(f"{rank:<6}{' -> '.join(edge_type):<40}{counts[edge_type[1]]:>6}")
     return "\n".join(rows)
+
+
+def token_labels(data) -> list[str]:
+    """Names of the rank matrix's tokens: o0, o1, ..., then r0, r1, ..."""
+    return [f"o{k}" for k in range(data[OBJECT].num_nodes)] + [f"r{k}" for k in range(data[RELATION].num_nodes)]
 
 
 def graphml_ready(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -81,7 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--maskrcnn-weights", help="local Mask R-CNN weights (--token-source maskrcnn)")
     parser.add_argument("--max-relations", type=int, default=20, help="geometric relations, nearest pairs first")
     parser.add_argument("--graph-type", choices=("hetero", "patch"), default="hetero")
-    parser.add_argument("--drop-edge-types", default="", help="comma-separated edge types to empty first")
+    parser.add_argument(
+        "--edge-schema",
+        choices=EDGE_SCHEMAS,
+        default=DEFAULT_EDGE_SCHEMA,
+        help="the edge types shown: ours (semgraph) or the seed paper's (seed: its rank matrix beside the picture)",
+    )
+    parser.add_argument(
+        "--drop-edge-types", default="", help="comma-separated edge types of --edge-schema to empty first"
+    )
     parser.add_argument(
         "--twin",
         action="store_true",
@@ -145,7 +172,9 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        dropped = [resolve_edge_type(n.strip())[1] for n in args.drop_edge_types.split(",") if n.strip()]
+        dropped = [
+            resolve_edge_type(n.strip(), args.edge_schema)[1] for n in args.drop_edge_types.split(",") if n.strip()
+        ]
     except ValueError as error:
         parser.error(str(error))
     try:
@@ -154,8 +183,9 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         )
     except (ValueError, FileNotFoundError, BadItem) as error:
         raise SystemExit(f"error: {error}") from None
+    data = to_edge_schema(data, args.edge_schema)
     if dropped:
-        data = DropEdgeTypes(dropped)(data)
+        data = DropEdgeTypes(dropped, args.edge_schema)(data)
     graph = to_networkx(data)
     print(f"{name}: " + ", ".join(f"{data[t].num_nodes} {t}" for t in NODE_TYPES))
     if captions:
@@ -166,7 +196,13 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     paths = {"graphml": args.out / "graph.graphml", "png": args.out / "graph.png"}
     nx.write_graphml(graphml_ready(graph), paths["graphml"])
     title = captions[1] if len(captions) > 1 else (captions[0] if captions else name)
-    save_graph_picture(image, data, str(paths["png"]), masks=masks, title=title)
+    matrix = None
+    if edge_schema_of(data) == "seed":
+        ranks = rank_matrix(data)
+        print("rank matrix (rows = queries, columns = keys, objects then relation tokens):")
+        print("\n".join(" ".join(f"{v}" for v in row) for row in ranks.tolist()))
+        matrix = (ranks.numpy(), token_labels(data))
+    save_graph_picture(image, data, str(paths["png"]), masks=masks, title=title, rank_matrix=matrix)
     print(f"wrote {paths['graphml']} and {paths['png']}")
     return paths
 

@@ -1,7 +1,12 @@
-"""The graph schema: node types, the seven ranked edge types, predicates.
+"""The graph schema: node types, the two edge schemas of seven ranked types, predicates.
 
 This module is the single place where type names are spelled out; every other
 module imports them from here (see DESIGN.md, "The graph schema").
+
+Edge schemas (`--edge-schema`): ``semgraph`` (ours, `EDGE_TYPES`, the form
+graphs are built and stored in) and ``seed`` (the seed paper's seven ranked
+relationship types, `SEED_EDGE_TYPES`, made from a stored graph on access by
+`graphs.seed`). Both list their types strongest first.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch_geometric.data import HeteroData
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: RAM's PSG predicates joined the vocabulary (relation features grew)
 
 NodeType = str
 EdgeType = tuple[str, str, str]
@@ -31,10 +36,68 @@ SUBJECT_OF, HAS_OBJECT, RELATED, SHARES, OVERLAPS, NEAR, CONTEXT = EDGE_TYPES
 EDGE_RANK: dict[EdgeType, int] = {et: rank for rank, et in enumerate(EDGE_TYPES, 1)}
 EDGE_TYPE_BY_NAME: dict[str, EdgeType] = {et[1]: et for et in EDGE_TYPES}
 
+# The seed paper's seven ranked relationship types, strongest first. The paper
+# numbers them 7 (strongest) down to 1; SEED_RANK keeps its numbers. For every
+# relation token r of a triplet (s, p, o): s -> o (7), s -> r and o -> r (6),
+# r -> s and r -> o (5); every object -> its 1st, 2nd, 3rd nearest object by
+# box-centre distance (4, 3, 2), and its 4th only when the object itself is not
+# among its 4 closest (1; ties at distance 0). No image-node edges.
+SEED_EDGE_TYPES: tuple[EdgeType, ...] = (
+    (OBJECT, "subject_to_object", OBJECT),
+    (OBJECT, "to_relation", RELATION),
+    (RELATION, "to_participant", OBJECT),
+    (OBJECT, "nearest_1", OBJECT),
+    (OBJECT, "nearest_2", OBJECT),
+    (OBJECT, "nearest_3", OBJECT),
+    (OBJECT, "nearest_4", OBJECT),
+)
+SUBJECT_TO_OBJECT, TO_RELATION, TO_PARTICIPANT, NEAREST_1, NEAREST_2, NEAREST_3, NEAREST_4 = SEED_EDGE_TYPES
+SEED_RANK: dict[EdgeType, int] = {et: len(SEED_EDGE_TYPES) - k for k, et in enumerate(SEED_EDGE_TYPES)}
+
+EDGE_SCHEMAS: tuple[str, ...] = ("semgraph", "seed")
+DEFAULT_EDGE_SCHEMA = "semgraph"
+_SCHEMA_TYPES: dict[str, tuple[EdgeType, ...]] = {"semgraph": EDGE_TYPES, "seed": SEED_EDGE_TYPES}
+# The rank each schema writes next to a type (GraphML, legend, tables): ours
+# counts 1 = strongest, the paper's 7 = strongest.
+_SCHEMA_RANKS: dict[str, dict[EdgeType, int]] = {"semgraph": EDGE_RANK, "seed": SEED_RANK}
+
+
+def check_edge_schema(schema: str) -> str:
+    """`schema` if it names an edge schema, else ValueError listing the valid ones."""
+    if schema not in _SCHEMA_TYPES:
+        raise ValueError(f"unknown edge schema {schema!r}; valid: {', '.join(EDGE_SCHEMAS)}")
+    return schema
+
+
+def schema_edge_types(schema: str = DEFAULT_EDGE_SCHEMA) -> tuple[EdgeType, ...]:
+    """The edge types of an edge schema, strongest first."""
+    return _SCHEMA_TYPES[check_edge_schema(schema)]
+
+
+def schema_ranks(schema: str = DEFAULT_EDGE_SCHEMA) -> dict[EdgeType, int]:
+    """Each edge type's rank as its schema numbers it (semgraph: 1 strongest; seed: 7 strongest)."""
+    return _SCHEMA_RANKS[check_edge_schema(schema)]
+
+
+def strength_order(schema: str = DEFAULT_EDGE_SCHEMA) -> dict[EdgeType, int]:
+    """Each edge type's place in strength, 1 = strongest, in either schema (the encoder's rank)."""
+    return {et: k for k, et in enumerate(schema_edge_types(schema), 1)}
+
+
+def edge_schema_of(data: HeteroData) -> str:
+    """The edge schema whose types a graph carries; ValueError if it carries neither's."""
+    edge_types = tuple(data.edge_types)
+    for name, types in _SCHEMA_TYPES.items():
+        if edge_types == types:
+            return name
+    raise ValueError(f"edge types {edge_types} are those of no edge schema ({', '.join(EDGE_SCHEMAS)})")
+
 # Predicates of relation tokens. Geometry extraction (graphs.relations) yields
-# the first eleven; the rest are the 50 predicates of Visual Genome's common
-# split (VG150), for triplets from VG or a scene-graph model. Anything else a
-# token source names maps through PREDICATE_ALIASES or becomes "other".
+# the first eleven; then the 50 predicates of Visual Genome's common split
+# (VG150), for triplets from VG or a scene-graph model; then those of the 56
+# of PSG (what RAM, the seed paper's relation model, predicts) not already
+# there ("beside" is an alias of "next to"). Anything else a token source names
+# maps through PREDICATE_ALIASES or becomes "other".
 # DRAWN_PREDICATES are relations drawn between objects (the synthetic world's
 # arrows): nothing in either object's own pixels or position tells their direction.
 GEOMETRIC_PREDICATES: tuple[str, ...] = (
@@ -58,8 +121,21 @@ VG150_PREDICATES: tuple[str, ...] = (
     "sitting on", "standing on", "to", "using", "walking in", "walking on", "watching", "wearing", "wears",
     "with",
 )  # fmt: skip
+PSG_PREDICATES: tuple[str, ...] = (
+    "over", "in front of", "beside", "on", "in", "attached to", "hanging from", "on back of", "falling off",
+    "going down", "painted on", "walking on", "running on", "crossing", "standing on", "lying on", "sitting on",
+    "flying over", "jumping over", "jumping from", "wearing", "holding", "carrying", "looking at", "guiding",
+    "kissing", "eating", "drinking", "feeding", "biting", "catching", "picking", "playing with", "chasing",
+    "climbing", "cleaning", "playing", "touching", "pushing", "pulling", "opening", "cooking", "talking to",
+    "throwing", "slicing", "driving", "riding", "parked on", "driving on", "about to hit", "kicking", "swinging",
+    "entering", "exiting", "enclosing", "leaning on",
+)  # fmt: skip
 DRAWN_PREDICATES: tuple[str, ...] = ("points at",)
-PREDICATES: tuple[str, ...] = (*GEOMETRIC_PREDICATES, *VG150_PREDICATES, *DRAWN_PREDICATES, "other")
+_PSG_ALIASED = {"beside"}  # PSG names that mean a predicate already listed (see PREDICATE_ALIASES)
+_PSG_NEW = tuple(
+    p for p in PSG_PREDICATES if p not in (*GEOMETRIC_PREDICATES, *VG150_PREDICATES) and p not in _PSG_ALIASED
+)
+PREDICATES: tuple[str, ...] = (*GEOMETRIC_PREDICATES, *VG150_PREDICATES, *_PSG_NEW, *DRAWN_PREDICATES, "other")
 PREDICATE_ALIASES: dict[str, str] = {
     "beneath": "under",
     "underneath": "under",
@@ -73,6 +149,11 @@ PREDICATE_ALIASES: dict[str, str] = {
     "wearing a": "wearing",
     "on top": "on top of",
     "in front": "in front of",
+    "on the back of": "on back of",
+    "leaning against": "leaning on",
+    "flying above": "flying over",
+    "jumping off": "jumping from",
+    "talking with": "talking to",
 }
 PREDICATE_ID: dict[str, int] = {p: i for i, p in enumerate(PREDICATES)}
 
@@ -135,21 +216,23 @@ def encoder_inputs(graph_or_type) -> tuple[dict[str, int], int]:
             return {HOMOGENEOUS_NODE: max(FEATURE_DIMS.values())}, 1
         return dict(FEATURE_DIMS), len(EDGE_TYPES)
     if isinstance(graph_or_type, HeteroData):
-        return {t: graph_or_type[t].x.size(1) for t in NODE_TYPES}, len(EDGE_TYPES)
+        return {t: graph_or_type[t].x.size(1) for t in NODE_TYPES}, len(graph_or_type.edge_types)
     return {HOMOGENEOUS_NODE: graph_or_type.x.size(1)}, 1
 
 
-def resolve_edge_type(name: str | EdgeType) -> EdgeType:
-    """Return the schema edge type given its relation name or its tuple."""
-    if isinstance(name, tuple) and tuple(name) in EDGE_RANK:
+def resolve_edge_type(name: str | EdgeType, schema: str = DEFAULT_EDGE_SCHEMA) -> EdgeType:
+    """Return the edge type of `schema` given its relation name or its tuple."""
+    edge_types = schema_edge_types(schema)
+    if isinstance(name, tuple) and tuple(name) in edge_types:
         return tuple(name)  # type: ignore[return-value]
-    if isinstance(name, str) and name in EDGE_TYPE_BY_NAME:
-        return EDGE_TYPE_BY_NAME[name]
-    valid = ", ".join(et[1] for et in EDGE_TYPES)
-    raise ValueError(f"unknown edge type {name!r}; valid edge types: {valid}")
+    by_name = {et[1]: et for et in edge_types}
+    if isinstance(name, str) and name in by_name:
+        return by_name[name]
+    valid = ", ".join(by_name)
+    raise ValueError(f"unknown edge type {name!r} in the {schema} edge schema; valid edge types: {valid}")
 
 
-def empty_graph(feature_dims: dict[NodeType, int] | None = None) -> HeteroData:
+def empty_graph(feature_dims: dict[NodeType, int] | None = None, schema: str = DEFAULT_EDGE_SCHEMA) -> HeteroData:
     """A graph with every node and edge type present and empty, in schema order."""
     dims = feature_dims or FEATURE_DIMS
     data = HeteroData()
@@ -159,22 +242,23 @@ def empty_graph(feature_dims: dict[NodeType, int] | None = None) -> HeteroData:
     data[OBJECT].label = torch.zeros(0, dtype=torch.long)
     data[OBJECT].area = torch.zeros(0)
     data[RELATION].predicate = torch.zeros(0, dtype=torch.long)
-    for edge_type in EDGE_TYPES:
+    for edge_type in schema_edge_types(schema):
         data[edge_type].edge_index = torch.zeros(2, 0, dtype=torch.long)
     return data
 
 
-def check_graph(data: HeteroData) -> None:
+def check_graph(data: HeteroData, schema: str = DEFAULT_EDGE_SCHEMA) -> None:
     """Raise ValueError unless `data` follows the schema (all types, valid indices)."""
     if tuple(data.node_types) != NODE_TYPES:
         raise ValueError(f"node types {data.node_types} differ from the schema {NODE_TYPES}")
-    if tuple(data.edge_types) != EDGE_TYPES:
-        raise ValueError(f"edge types {data.edge_types} differ from the schema {EDGE_TYPES}")
+    edge_types = schema_edge_types(schema)
+    if tuple(data.edge_types) != edge_types:
+        raise ValueError(f"edge types {data.edge_types} differ from the {schema} edge schema {edge_types}")
     for node_type in NODE_TYPES:
         store = data[node_type]
         if store.x.dim() != 2 or store.box.shape != (store.x.size(0), 4):
             raise ValueError(f"{node_type}: x {tuple(store.x.shape)} and box {tuple(store.box.shape)} disagree")
-    for src, rel, dst in EDGE_TYPES:
+    for src, rel, dst in edge_types:
         edge_index = data[src, rel, dst].edge_index
         if edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError(f"{rel}: edge_index must be [2, E], got {tuple(edge_index.shape)}")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.transforms import BaseTransform
 
-from graphs.schema import NODE_TYPES, EdgeType, resolve_edge_type
+from graphs.schema import DEFAULT_EDGE_SCHEMA, NODE_TYPES, EdgeType, resolve_edge_type
 
 
 class DropEdgeTypes(BaseTransform):
@@ -20,10 +20,11 @@ class DropEdgeTypes(BaseTransform):
 
     Args:
         names: relation names (``'near'``) or ``(src, rel, dst)`` tuples.
+        schema: the edge schema the names belong to (``semgraph`` or ``seed``).
     """
 
-    def __init__(self, names: Iterable[str | EdgeType]) -> None:
-        self.edge_types = tuple(dict.fromkeys(resolve_edge_type(name) for name in names))
+    def __init__(self, names: Iterable[str | EdgeType], schema: str = DEFAULT_EDGE_SCHEMA) -> None:
+        self.edge_types = tuple(dict.fromkeys(resolve_edge_type(name, schema) for name in names))
 
     def forward(self, data: HeteroData) -> HeteroData:
         for edge_type in self.edge_types:

@@ -7,6 +7,13 @@
 where :math:`t(i, j)` is the bias slot of the pair (see `pair_slots`): 0 for
 no edge, :math:`2(r - 1) + 1` for an edge of rank :math:`r` from i to j and
 :math:`2(r - 1) + 2` for one from j to i. See DESIGN.md, "The attention bias".
+
+The ``monotone`` mode is the seed paper's instead: one learned vector w of
+one entry per rank, the bias of a pair whose strongest edge from query i to
+key j has strength k (T for the strongest type down to 1) is
+:math:`\\sum_{m \\le k} e^{w_m}`, 0 for none, the same for every head and
+layer (`MonotoneRankBias`, held once by the encoder). Only edges from the
+query to the key count: a pair linked the other way gets what its own edges give.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BIAS_MODES = ("learned", "ranked", "none")
+BIAS_MODES = ("learned", "ranked", "monotone", "none")
 BIAS_INITS = ("ranks", "zero")
 
 
@@ -64,6 +71,26 @@ class EdgeTypeBias(nn.Module):
     def forward(self, slots: Tensor) -> Tensor:
         """Pair slots [B, N, N] -> bias [B, H, N, N]."""
         return self.table[:, slots].permute(1, 0, 2, 3)
+
+
+class MonotoneRankBias(nn.Module):
+    """The seed paper's bias: w ~ N(0, 1) of size `num_ranks`; strength k -> cumsum(exp(w))[k - 1], 0 -> 0.
+
+    Positive and strictly increasing in strength whatever w is; one vector for
+    the whole model.
+    """
+
+    def __init__(self, num_ranks: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(num_ranks))
+
+    def values(self) -> Tensor:
+        """The bias of strength 0..num_ranks, [num_ranks + 1]."""
+        return torch.cat([self.weight.new_zeros(1), self.weight.exp().cumsum(0)])
+
+    def forward(self, strengths: Tensor) -> Tensor:
+        """Pair strengths [B, N, N] (0..num_ranks) -> bias [B, 1, N, N], the same for every head."""
+        return self.values()[strengths].unsqueeze(1)
 
 
 class BiasedSelfAttention(nn.Module):
@@ -122,13 +149,21 @@ class Block(nn.Module):
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(width)
-        self.edge_bias = EdgeTypeBias(num_edge_types, heads, bias_mode, bias_init)
+        # `monotone` is shared by every block: the encoder holds it and passes its bias in.
+        self.edge_bias = None if bias_mode == "monotone" else EdgeTypeBias(num_edge_types, heads, bias_mode, bias_init)
         self.attn = BiasedSelfAttention(width, heads, dropout)
         self.norm2 = nn.LayerNorm(width)
         self.mlp = Mlp(width, int(width * mlp_ratio), dropout)
 
-    def forward(self, x: Tensor, slots: Tensor, key_padding: Tensor) -> Tensor:
-        """x [B, N, C]; slots [B, N, N]; key_padding [B, 1, 1, N] (0 or -inf)."""
-        attn_mask = self.edge_bias(slots) + key_padding  # [B, H, N, N]
+    def forward(self, x: Tensor, slots: Tensor, key_padding: Tensor, shared_bias: Tensor | None = None) -> Tensor:
+        """x [B, N, C]; slots [B, N, N]; key_padding [B, 1, 1, N] (0 or -inf);
+        shared_bias [B, 1, N, N], the bias of a `monotone` encoder (used instead of slots)."""
+        if self.edge_bias is None:
+            if shared_bias is None:
+                raise ValueError("a monotone-bias block needs the encoder's shared bias")
+            bias = shared_bias
+        else:
+            bias = self.edge_bias(slots)
+        attn_mask = bias + key_padding  # [B, H or 1, N, N]
         x = x + self.attn(self.norm1(x), attn_mask)
         return x + self.mlp(self.norm2(x))

@@ -15,11 +15,24 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data, HeteroData
 
-from graphs.schema import EDGE_RANK, EDGE_TYPES, FEATURE_DIMS, HOMOGENEOUS_NODE, NODE_TYPES
-from models.attention import Block
+from graphs.schema import (
+    DEFAULT_EDGE_SCHEMA,
+    EDGE_TYPES,
+    FEATURE_DIMS,
+    HOMOGENEOUS_NODE,
+    NODE_TYPES,
+    PREDICATES,
+    RELATION,
+    schema_edge_types,
+    strength_order,
+)
+from models.attention import Block, MonotoneRankBias
 from models.token_norm import make_token_norm
 
-POOLS = ("attention", "mean")
+# How tokens become one embedding: a learned attention query, a masked mean, or
+# a learned CLS token prepended to every graph (the seed paper's readout).
+POOLS = ("attention", "mean", "cls")
+RELATION_FEATURES = ("onehot", "text")
 
 
 @dataclass
@@ -36,6 +49,11 @@ class GraphEncoderConfig:
     edge_bias: str = "learned"
     edge_bias_init: str = "ranks"
     num_edge_types: int = len(EDGE_TYPES)
+    edge_schema: str = DEFAULT_EDGE_SCHEMA  # which seven edge types the graphs carry (graphs.schema)
+    # Relation tokens' predicate part: the graph's one-hot, or ("text") a fixed text embedding
+    # of the predicate's name (a [len(PREDICATES), relation_text_dim] buffer, the seed paper's tokens).
+    relation_features: str = "onehot"
+    relation_text_dim: int = 0
     box_frequencies: int = 6
     pool: str = "attention"
     token_norm: str = "none"
@@ -106,6 +124,23 @@ def pair_slots(dense_index: Tensor, edges: list[tuple[Tensor, int]], num_graphs:
     return slots.view(num_graphs, num_tokens, num_tokens)
 
 
+def pair_strengths(
+    dense_index: Tensor, edges: list[tuple[Tensor, int]], num_graphs: int, num_tokens: int, num_ranks: int
+) -> Tensor:
+    """The strength of every (query, key) pair, [B, N, N] long: the strongest edge
+    from the query to the key (rank r gives num_ranks + 1 - r), 0 for none.
+    Direction matters: an edge j -> i gives (i, j) nothing (the `monotone` bias)."""
+    strengths = torch.zeros(num_graphs * num_tokens * num_tokens, dtype=torch.long, device=dense_index.device)
+    for edge_index, rank in edges:
+        if edge_index.numel() == 0:
+            continue
+        src, dst = dense_index[edge_index[0]], dense_index[edge_index[1]]
+        graph = src // num_tokens
+        flat = graph * num_tokens * num_tokens + (src % num_tokens) * num_tokens + dst % num_tokens
+        strengths.scatter_reduce_(0, flat, torch.full_like(src, num_ranks + 1 - rank), reduce="amax")
+    return strengths.view(num_graphs, num_tokens, num_tokens)
+
+
 class GraphEncoder(nn.Module):
     """Edge-biased graph transformer over a batch of graphs -> [B, embed_dim].
 
@@ -125,13 +160,28 @@ class GraphEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.node_types = tuple(config.node_dims)
+        input_dims = dict(config.node_dims)
+        if config.relation_features not in RELATION_FEATURES:
+            raise ValueError(
+                f"unknown relation features {config.relation_features!r}; valid: {', '.join(RELATION_FEATURES)}"
+            )
+        if config.relation_features == "text":
+            if RELATION not in input_dims or config.relation_text_dim <= 0:
+                raise ValueError("text relation features need schema graphs and a relation_text_dim")
+            # the one-hot predicate block is replaced by the predicate's text embedding
+            input_dims[RELATION] += config.relation_text_dim - len(PREDICATES)
+            self.register_buffer("relation_text", torch.zeros(len(PREDICATES), config.relation_text_dim))
+        else:
+            self.relation_text = None
         self.input_proj = nn.ModuleDict(
-            {t: nn.Sequential(nn.LayerNorm(d), nn.Linear(d, config.width)) for t, d in config.node_dims.items()}
+            {t: nn.Sequential(nn.LayerNorm(d), nn.Linear(d, config.width)) for t, d in input_dims.items()}
         )
         self.type_embedding = nn.Parameter(torch.zeros(len(self.node_types), config.width))
         nn.init.normal_(self.type_embedding, std=0.02)
         self.box_encoding = BoxEncoding(config.width, config.box_frequencies)
         self.mask_token = nn.Parameter(torch.randn(config.width) * 0.02) if config.mask_token else None
+        self.edge_types = schema_edge_types(config.edge_schema)
+        self.rank_bias = MonotoneRankBias(config.num_edge_types) if config.edge_bias == "monotone" else None
         self.token_norm = make_token_norm(
             config.token_norm, config.width, config.moto_entities, config.moto_temperature
         )
@@ -151,6 +201,7 @@ class GraphEncoder(nn.Module):
         if config.pool not in POOLS:
             raise ValueError(f"unknown pooling {config.pool!r}; valid: {', '.join(POOLS)}")
         self.pool = AttentionPool(config.width, config.heads) if config.pool == "attention" else None
+        self.cls_token = nn.Parameter(torch.randn(config.width) * 0.02) if config.pool == "cls" else None
         self.head = nn.Linear(config.width, config.embed_dim)
 
     def _typed_tokens(
@@ -162,16 +213,22 @@ class GraphEncoder(nn.Module):
         tokens' content by the mask token, keeping their type and box (MIM).
         """
         if isinstance(batch, HeteroData):
+            if tuple(batch.edge_types) != self.edge_types:
+                raise ValueError(
+                    f"encoder built for the {self.config.edge_schema} edge schema {[et[1] for et in self.edge_types]}, "
+                    f"got graphs with edge types {[et[1] for et in batch.edge_types]}"
+                )
             stores = [batch[t] for t in NODE_TYPES]
             starts = torch.tensor([0] + [s.num_nodes for s in stores[:-1]]).cumsum(0).tolist()
             offsets = dict(zip(NODE_TYPES, starts, strict=True))
+            ranks = strength_order(self.config.edge_schema)
             edges = [
                 (
                     batch[et].edge_index
                     + torch.tensor([[offsets[et[0]]], [offsets[et[2]]]], device=batch[et].edge_index.device),
-                    EDGE_RANK[et],
+                    ranks[et],
                 )
-                for et in EDGE_TYPES
+                for et in self.edge_types
             ]
             if self.node_types != NODE_TYPES:
                 raise ValueError(f"encoder built for node types {self.node_types}, got a schema graph")
@@ -182,7 +239,10 @@ class GraphEncoder(nn.Module):
                 raise ValueError(f"encoder built for node types {self.node_types}, got a homogeneous graph")
         tokens, graph_ids = [], []
         for k, (node_type, store) in enumerate(zip(self.node_types, stores, strict=True)):
-            content = self.input_proj[node_type](store.x)
+            x = store.x
+            if node_type == RELATION and self.relation_text is not None:
+                x = torch.cat([self.relation_text[store.predicate].to(x.dtype), x[:, len(PREDICATES) :]], dim=1)
+            content = self.input_proj[node_type](x)
             if hidden is not None and k == 0:
                 if self.mask_token is None:
                     raise ValueError("this encoder has no mask token (build it with mask_token=True)")
@@ -200,6 +260,8 @@ class GraphEncoder(nn.Module):
 
         `dense.view(-1, C)[dense_index]` lists the outputs in concatenated
         node-type order (the nodes of the first type first, as in the batch).
+        With the ``cls`` readout, column 0 of every graph is its CLS token
+        (valid, in no edge: rank 0 with every token).
         """
         tokens, graph_ids, edges = self._typed_tokens(batch, hidden)
         x = torch.cat(tokens)  # [M, C], concatenated by type
@@ -223,13 +285,29 @@ class GraphEncoder(nn.Module):
         key_padding = torch.zeros(valid.shape, dtype=x.dtype, device=x.device)
         key_padding = key_padding.masked_fill(~valid, float("-inf"))[:, None, None, :]  # [B, 1, 1, N]
         slots = pair_slots(dense_index, edges, num_graphs, num_tokens)
+        strengths = (
+            pair_strengths(dense_index, edges, num_graphs, num_tokens, self.config.num_edge_types)
+            if self.rank_bias is not None
+            else None
+        )
 
         dense = self.token_norm(dense, valid)
+        if self.cls_token is not None:  # one more token in front of every graph, in no edge
+            cls = self.cls_token.to(dense.dtype).expand(num_graphs, 1, -1)
+            dense = torch.cat([cls, dense], dim=1)
+            valid = torch.cat([valid.new_ones(num_graphs, 1), valid], dim=1)
+            key_padding = torch.nn.functional.pad(key_padding, (1, 0))
+            slots = torch.nn.functional.pad(slots, (1, 0, 1, 0))
+            strengths = None if strengths is None else torch.nn.functional.pad(strengths, (1, 0, 1, 0))
+            dense_index = dense_index + dense_index // num_tokens + 1
+        shared_bias = self.rank_bias(strengths) if self.rank_bias is not None else None
         for block in self.blocks:
-            dense = block(dense, slots, key_padding)
+            dense = block(dense, slots, key_padding, shared_bias)
         return self.norm(dense), valid, dense_index
 
     def pool_tokens(self, dense: Tensor, valid: Tensor) -> Tensor:
+        if self.cls_token is not None:  # the CLS token's output (already layer-normed)
+            return self.head(dense[:, 0])
         if self.pool is not None:
             return self.head(self.pool(dense, valid))
         weights = valid.unsqueeze(-1).to(dense.dtype)

@@ -26,7 +26,7 @@ from open_clip.loss import ClipLoss
 from torch.nn.parallel import DistributedDataParallel
 
 from data import open_dataset
-from data.cli import add_data_arguments, data_options
+from data.cli import add_data_arguments, check_drop_edge_types, data_options
 from data.clusters import object_clusters
 from data.loader import GraphLoader, epoch_generator
 from data.negatives import NEGATIVE_KINDS
@@ -35,7 +35,8 @@ from evaluate.retrieval import embed_dataset, format_table, one_caption_metrics,
 from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
 from models.attention import BIAS_INITS
-from models.text import load_text_checkpoint, open_clip_text_config
+from models.graph_encoder import POOLS, RELATION_FEATURES
+from models.text import load_text_checkpoint, open_clip_text_config, predicate_text_table
 from models.token_norm import TOKEN_NORMS
 from train.checkpoint import check_state_fits, load_checkpoint
 from train.config import explicit_flags, merge, read_config
@@ -70,12 +71,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the learned bias starts: from the ranks (DESIGN.md) or at zero",
     )
     model.add_argument(
+        "--readout",
+        choices=POOLS,
+        default=None,
+        help="how the graph's tokens become the embedding (config field `pool`, default: the config's): "
+        "a learned attention query, a masked mean, or a learned CLS token prepended (the seed paper's)",
+    )
+    model.add_argument(
+        "--relation-features",
+        choices=RELATION_FEATURES,
+        default="onehot",
+        help="what a relation token says of its predicate: the one-hot of the vocabulary, or the text "
+        "embedding of its name (the seed paper's), each predicate embedded once by --relation-text-model",
+    )
+    model.add_argument(
+        "--relation-text-model",
+        default="ViT-B-32",
+        help="the open_clip model whose text tower embeds predicate names (config only; weights from "
+        "--relation-text-checkpoint)",
+    )
+    model.add_argument(
+        "--relation-text-checkpoint",
+        type=Path,
+        help="local weights of that text tower (a CLIP checkpoint or a text-tower state dict); "
+        "without one the tower is untrained and a warning says so",
+    )
+    model.add_argument(
         "--token-norm",
         choices=TOKEN_NORMS,
         default="none",
         help="normalise each graph's tokens before the transformer: MoTo, layer, batch or none",
     )
-    model.add_argument("--vision", help="timm:NAME: a pixel model as the image side (e.g. timm:vit_small_patch16_224)")
+    model.add_argument(
+        "--vision",
+        help="a pixel model as the image side: timm:NAME (e.g. timm:vit_small_patch16_224) or vit:paper "
+        "(the seed authors' baseline: a ViT of width 512, 8 layers, 8 heads)",
+    )
     model.add_argument("--vision-image-size", type=int, default=96, help="pixel side for --vision")
     model.add_argument("--text-model", help="an open_clip model name whose text tower to use (e.g. ViT-B-32)")
     model.add_argument(
@@ -156,6 +187,12 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]
             saved = {k: v for k, v in read_config(params_path).items() if k in vars(args)}
             merge(parser, args, explicit | RUN_LOCAL_FLAGS, saved, str(params_path))
             args.out = checkpoint.parents[1]
+        try:
+            args.drop_edge_types = check_drop_edge_types(args.drop_edge_types, args.edge_schema)
+        except ValueError as error:
+            raise ValueError(f"--drop-edge-types: {error}") from None
+        if args.relation_features == "text" and args.graph_type == "homo":
+            raise ValueError("--relation-features text reads each relation token's predicate: use hetero graphs")
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     return args, checkpoint
@@ -185,14 +222,23 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     if args.edge_bias is not None:
         config.graph.edge_bias = args.edge_bias
     config.graph.edge_bias_init = args.edge_bias_init
+    config.graph.edge_schema = args.edge_schema
+    if args.readout is not None:
+        config.graph.pool = args.readout
     if args.text_model:
         config.text = open_clip_text_config(args.text_model)
     if args.vision:
         config.vision, config.vision_image_size = args.vision, args.vision_image_size
     config.graph.token_norm = args.token_norm
+    table = None
+    if args.relation_features == "text" and not args.vision:
+        table = relation_text_table(args.relation_text_model, args.relation_text_checkpoint)
+        config.graph.relation_features, config.graph.relation_text_dim = "text", table.size(1)
     config.tokenprop = args.tokenprop_weight > 0
     config.mim_clusters = args.mim_clusters if uses_mim(args) else 0
     model = GraphCLIP(config)
+    if table is not None:
+        model.graph_encoder.relation_text.copy_(table)
     if args.init_from:
         init_graph_encoder(model, args.init_from)
     if args.text_checkpoint:
@@ -200,6 +246,18 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     if args.freeze_text:
         model.text_encoder.requires_grad_(False)
     return model
+
+
+def relation_text_table(model_name: str, checkpoint: Path | None) -> torch.Tensor:
+    """Every vocabulary predicate's name embedded once by an open_clip text tower, [P, D]."""
+    import open_clip
+
+    from graphs.schema import PREDICATES
+
+    config = open_clip.get_model_config(model_name)
+    if config is None:
+        raise ValueError(f"--relation-text-model: unknown open_clip model {model_name!r}")
+    return predicate_text_table(list(PREDICATES), dict(config["text_cfg"]), config["embed_dim"], checkpoint)
 
 
 def negative_kinds(value: str) -> list[str]:

@@ -4,6 +4,7 @@ import pytest
 import torch
 from helpers import TINY_MODEL
 
+from graphs import SCHEMA_VERSION
 from train.run import build_parser, main
 
 TINY = TINY_MODEL
@@ -55,7 +56,7 @@ def test_short_training_lowers_the_loss_and_writes_the_run_directory(tmp_path, t
     checkpoints = sorted(p.name for p in (out / "checkpoints").iterdir())
     assert checkpoints == [f"epoch_{k}.pt" for k in range(1, 7)] + ["latest.pt"]
     state = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)
-    assert state["epoch"] == 6 and state["schema_version"] == 1
+    assert state["epoch"] == 6 and state["schema_version"] == SCHEMA_VERSION
 
 
 @pytest.mark.parametrize("graph_type", ["homo", "patch"])

@@ -1,0 +1,125 @@
+"""Rows over seeds: the statistics against a hand computation, and cell reuse with a fake trainer."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import evaluate.ablate as ablate
+from evaluate.seed_stats import paired_difference, parse_seeds, summarise, t_interval
+
+# Student's t, 97.5 % quantile with 2 degrees of freedom (tables): 4.302653
+T_2 = 4.302653
+
+
+def test_t_interval_by_hand():
+    summary = t_interval([0.5, 0.6, 0.7])
+    # mean 0.6, sd 0.1, half width 4.302653 * 0.1 / sqrt(3) = 0.248414
+    assert summary["n"] == 3
+    assert summary["mean"] == pytest.approx(0.6) and summary["sd"] == pytest.approx(0.1)
+    assert summary["low"] == pytest.approx(0.6 - 0.248414, abs=1e-6)
+    assert summary["high"] == pytest.approx(0.6 + 0.248414, abs=1e-6)
+    one = t_interval([0.4, float("nan")])
+    assert one["n"] == 1 and one["mean"] == 0.4 and math.isnan(one["low"]) and math.isnan(one["sd"])
+
+
+def test_paired_difference_by_hand():
+    reference = {0: 0.5, 1: 0.6, 2: 0.7}
+    # differences 0.05, 0.06, 0.07: mean 0.06, sd 0.01 -> half width 4.302653 * 0.01 / sqrt(3)
+    tight = paired_difference({0: 0.55, 1: 0.66, 2: 0.77}, reference)
+    half = T_2 * 0.01 / math.sqrt(3)
+    assert tight["mean"] == pytest.approx(0.06) and tight["low"] == pytest.approx(0.06 - half, abs=1e-6)
+    assert tight["excludes_zero"]
+    # differences 0.05, 0.02, 0.10: sd 0.040415, half width 0.100395 -> the interval holds zero
+    loose = paired_difference({0: 0.55, 1: 0.62, 2: 0.80}, reference)
+    assert loose["sd"] == pytest.approx(0.0404145, abs=1e-6)
+    assert loose["low"] == pytest.approx(0.0566667 - 0.100395, abs=1e-5) and not loose["excludes_zero"]
+    # pairing: only seeds both rows finished count (seed 3 has no reference, seed 1 is NaN)
+    partial = paired_difference({0: 0.6, 1: float("nan"), 2: 0.8, 3: 0.9}, reference)
+    assert partial["n"] == 2 and partial["mean"] == pytest.approx(0.1)
+    # pairing removes a shared seed effect that an unpaired comparison would keep
+    shifted = paired_difference({0: 0.51, 1: 0.61, 2: 0.71}, reference)
+    assert shifted["sd"] == pytest.approx(0.0, abs=1e-9) and shifted["mean"] == pytest.approx(0.01)
+
+
+def test_summary_rows_columns_and_reference():
+    cells = {
+        "full": {0: {"a": 0.5}, 1: {"a": 0.6}, 2: {"a": 0.7}},
+        "other": {0: {"a": 0.55}, 1: {"a": 0.66}, 2: {"a": 0.77}},
+    }
+    summary = summarise(cells, ["a"], reference="full")
+    assert [entry["row"] for entry in summary] == ["full", "other"]
+    assert "delta" not in summary[0]["columns"]["a"]
+    assert summary[1]["columns"]["a"]["delta"]["excludes_zero"]
+    assert summary[1]["columns"]["a"]["value"]["mean"] == pytest.approx(0.66)
+
+
+def test_parse_seeds():
+    assert parse_seeds("0, 1,2") == [0, 1, 2]
+    for bad in ("0,0", "a,b", ""):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def fake_study(monkeypatch):
+    """ablate's trainer and scorers replaced: a cell's metrics are a function of (row, seed)."""
+    trained = []
+
+    def fake_train(argv):
+        flags = dict(zip(argv[::2], argv[1::2], strict=False))
+        seed = int(flags["--seed"])
+        trained.append((argv, seed))
+        Path(argv[argv.index("--out") + 1]).mkdir(parents=True)  # the run directory, as the trainer makes it
+        bonus = 0.05 if "monotone" in argv else 0.0
+        return {"t2i_R@1": 0.5 + 0.01 * seed + bonus, "i2t_R@1": 0.4 + 0.02 * seed}
+
+    def fake_suite(model, params, suite, device, count, seed):
+        if suite == "winoground-synthetic":
+            return {"text": 0.3, "image": 0.2, "group": 0.1, "pair_subsets": {}}
+        return {"macro_acc": 0.6 + 0.01 * seed, "acc": 0.7, "subsets": {}}
+
+    import train.run
+
+    monkeypatch.setattr(train.run, "main", fake_train)
+    monkeypatch.setattr(ablate, "load_checkpoint", lambda path: {"params": {}})
+    monkeypatch.setattr(ablate, "model_from_checkpoint", lambda state: None)
+    monkeypatch.setattr(ablate, "evaluate_suite", fake_suite)
+    return trained
+
+
+def test_seeds_train_every_row_once_per_seed_and_reuse_finished_cells(tmp_path, monkeypatch, capsys):
+    trained = fake_study(monkeypatch)
+    out = tmp_path / "study"
+    argv = ["--out", str(out), "--study", "recipes", "--rows", "monotone bias", "--seeds", "0,1,2"]
+    summary = ablate.main(argv)
+    assert sorted(seed for _, seed in trained) == [0, 0, 1, 1, 2, 2]
+    assert (out / "rows" / "monotone-bias" / "seed-2" / "row.json").exists()
+    t2i = summary[1]["columns"]["t2i_R@1"]
+    assert t2i["value"]["mean"] == pytest.approx(0.56) and t2i["delta"]["mean"] == pytest.approx(0.05)
+    assert t2i["delta"]["sd"] == pytest.approx(0.0, abs=1e-9) and t2i["delta"]["excludes_zero"]
+    assert not summary[1]["columns"]["i2t_R@1"]["delta"]["excludes_zero"]  # identical: no difference
+    with open(out / "study-recipes-seeds.csv") as f:
+        lines = {(r["row"], r["metric"]): r for r in csv.DictReader(f)}
+    assert lines["monotone bias", "t2i_R@1"]["delta_excludes_zero"] == "1"
+    assert float(lines["full", "t2i_R@1"]["ci_low"]) == pytest.approx(0.51 - T_2 * 0.01 / math.sqrt(3), abs=1e-4)
+    assert "Δ+5.0" in (out / "study-recipes-seeds.txt").read_text()
+    assert (out / "study-recipes-seeds.png").stat().st_size > 0
+    assert json.loads((out / "study-recipes-seeds.json").read_text())[0]["row"] == "full"
+
+    trained.clear()
+    ablate.main([*argv[:-1], "0,1,2,3"])  # one more seed: only its cells train
+    assert sorted(seed for _, seed in trained) == [3, 3]
+
+
+def test_edge_rows_follow_the_chosen_schema_and_recipes_name_theirs():
+    from graphs.schema import SEED_EDGE_TYPES
+
+    rows = ablate.variants("edges", "seed")
+    assert [name for name in rows if name.startswith("-")] == [f"-{et[1]}" for et in SEED_EDGE_TYPES] + [
+        "-subject_to_object+to_relation+to_participant"
+    ]
+    recipes = ablate.variants("recipes")
+    assert recipes["seed recipe"] == ["--edge-schema", "seed", "--edge-bias", "monotone", "--readout", "cls"]
+    assert recipes["vit paper"] == ["--vision", "vit:paper"] and list(recipes)[0] == "full"
