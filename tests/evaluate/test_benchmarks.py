@@ -116,7 +116,7 @@ def test_benchmark_images_become_graphs_and_score(root):
         class config:
             vision = None
 
-    graphs = RefGraphs(Model(), {"graph_type": "hetero"}, root, token_source="slic")
+    graphs = RefGraphs(Model(), {"graph_type": "hetero", "token_source": "slic"}, root)
     item = load_benchmark("aro-relation", root)[0]
     graph = graphs(item["image"])
     assert graph["image"].num_nodes == 1 and graph["object"].num_nodes >= 1

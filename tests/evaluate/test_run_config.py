@@ -1,0 +1,98 @@
+"""Evaluators take the run's own configuration from its checkpoint (evaluate.run_config)."""
+
+import json
+
+import pytest
+from helpers import train_tiny
+
+from evaluate.retrieval import main as retrieval_main
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablated")
+    train_tiny(root, root / "run", "--drop-edge-types", "related,near", "--val-size", "96", "--seed", "3")
+    return root / "run"
+
+
+def last_result(run):
+    return json.loads((run / "results.jsonl").read_text().splitlines()[-1])
+
+
+def test_retrieval_with_no_flag_reproduces_the_runs_last_validation_exactly(run):
+    metrics = retrieval_main(["--checkpoint", str(run / "checkpoints" / "latest.pt"), "--eval-split", "val"])
+    logged = last_result(run)
+    assert metrics == {key: logged[key] for key in metrics}
+    written = json.loads((run / "checkpoints" / "retrieval_synthetic_val.json").read_text())
+    assert written["images"] == 96 and written["differs_from_run"] == {}
+    assert written["override_checkpoint_config"] is False
+
+
+def test_a_flag_contradicting_the_run_is_refused_naming_each_flag(run):
+    checkpoint = str(run / "checkpoints" / "latest.pt")
+    with pytest.raises(SystemExit) as refused:
+        retrieval_main(["--checkpoint", checkpoint, "--drop-edge-types", "near", "--max-relations", "5"])
+    message = str(refused.value.code)
+    assert message.startswith("error: flags contradict how the checkpoint's run built its graphs")
+    assert "--drop-edge-types: the run used related,near, given near" in message
+    assert "--max-relations: the run used 20, given 5" in message
+    assert "--override-checkpoint-config" in message
+
+
+def test_the_runs_own_values_given_again_are_no_contradiction(run, tmp_path):
+    output = tmp_path / "same.json"
+    retrieval_main(
+        [
+            "--checkpoint",
+            str(run / "checkpoints" / "latest.pt"),
+            "--drop-edge-types",
+            "near,related",
+            "--graph-type",
+            "hetero",
+            "--eval-split",
+            "val",
+            "--output",
+            str(output),
+        ]
+    )
+    assert json.loads(output.read_text())["differs_from_run"] == {}
+
+
+def test_an_override_is_printed_and_recorded(run, tmp_path, capsys):
+    output = tmp_path / "override.json"
+    metrics = retrieval_main(
+        [
+            "--checkpoint",
+            str(run / "checkpoints" / "latest.pt"),
+            "--drop-edge-types",
+            "near",
+            "--val-size",
+            "12",
+            "--eval-split",
+            "val",
+            "--override-checkpoint-config",
+            "--output",
+            str(output),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert "OVERRIDDEN" in out and "--drop-edge-types near (the run: related,near)" in out
+    assert "differs from the run: --val-size 12 (the run: 96)" in out
+    written = json.loads(output.read_text())
+    assert written["override_checkpoint_config"] is True and written["images"] == 12
+    assert written["differs_from_run"] == {
+        "drop_edge_types": {"run": ["related", "near"], "given": ["near"]},
+        "val_size": {"run": 96, "given": 12},
+    }
+    assert written["t2i_R@1"] == metrics["t2i_R@1"]
+
+
+def test_the_runs_seed_chooses_the_world(run, tmp_path):
+    """The run trained on world seed 3: its validation images are seed 3's, not seed 0's."""
+    checkpoint = str(run / "checkpoints" / "latest.pt")
+    own = retrieval_main(["--checkpoint", checkpoint, "--eval-split", "val", "--output", str(tmp_path / "a.json")])
+    other = retrieval_main(
+        ["--checkpoint", checkpoint, "--eval-split", "val", "--seed", "0", "--output", str(tmp_path / "b.json")]
+    )
+    assert own == {key: last_result(run)[key] for key in own} and own != other
+    assert json.loads((tmp_path / "b.json").read_text())["differs_from_run"] == {"seed": {"run": 3, "given": 0}}
