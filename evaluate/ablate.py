@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from data.cache import BadItem  # noqa: E402
 from evaluate.compositional import evaluate_suite  # noqa: E402
 from evaluate.run_config import options_from_params, run_params  # noqa: E402
 from graphs.schema import EDGE_TYPES  # noqa: E402
@@ -186,9 +187,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for name in chosen:
         print(f"== {name}", flush=True)
-        rows.append(
-            run_row(name, every[name], common, args.out / "rows" / folder_name(name), args.suite_count, args.seed)
-        )
+        folder = args.out / "rows" / folder_name(name)
+        try:
+            rows.append(run_row(name, every[name], common, folder, args.suite_count, args.seed))
+        except (FileNotFoundError, ValueError, BadItem) as error:
+            raise SystemExit(f"error: row {name} ({folder}): {error}") from None
     args.out.mkdir(parents=True, exist_ok=True)
     text = table(rows)
     print(text)

@@ -130,6 +130,8 @@ class RefGraphs:
         self.files = list(files)
         self._source: TokenSource | None = None
         self._tokens_by_path: TokensByPath | None = None
+        if self.files and self.graph_type != "patch":
+            self.source()  # a token source that cannot be made is the run's problem, not an item's
 
     def source(self) -> TokenSource:
         if self._source is None:

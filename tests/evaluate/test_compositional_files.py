@@ -245,3 +245,14 @@ def test_a_backbone_run_scores_file_images_with_its_own_backbone(tmp_path):
         compositional_main(["--checkpoint", str(checkpoint), "--suite", str(suite), "--featurizer", "pixels"])
     with pytest.raises(ValueError, match="had no --backbone-weights: the random features"):
         RefGraphs(model_from_checkpoint(state), {**state["params"], "backbone_weights": None}, suite.parent)
+
+
+def test_mask_rcnn_needs_its_weights_file(checkpoint, tmp_path):
+    photo(tmp_path / "p.png")
+    suite = tmp_path / "suite.jsonl"
+    suite.write_text(json.dumps({"image": {"file": "p.png"}, "captions": ["a", "b"], "answer": 0}) + "\n")
+    argv = ["--checkpoint", checkpoint, "--suite", str(suite), "--token-source", "maskrcnn"]
+    with pytest.raises(SystemExit, match="error: Mask R-CNN needs a local weights file"):
+        compositional_main(argv)
+    with pytest.raises(SystemExit, match="error: Mask R-CNN weights .*nothing.pth do not exist"):
+        compositional_main([*argv, "--maskrcnn-weights", str(tmp_path / "nothing.pth")])

@@ -96,3 +96,16 @@ def test_the_runs_seed_chooses_the_world(run, tmp_path):
     )
     assert own == {key: last_result(run)[key] for key in own} and own != other
     assert json.loads((tmp_path / "b.json").read_text())["differs_from_run"] == {"seed": {"run": 3, "given": 0}}
+
+
+def test_a_bad_image_in_the_evaluated_data_is_an_error_naming_it(run, tmp_path, capsys):
+    """Scored on another dataset than the run's (recorded), whose one image is broken: no traceback."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "torn.png").write_bytes(b"not a png")
+    (tmp_path / "captions.jsonl").write_text(json.dumps({"file_name": "torn.png", "captions": ["a photo"]}) + "\n")
+    argv = ["--checkpoint", str(run / "checkpoints" / "latest.pt"), "--dataset", "images", "--no-cache"]
+    argv += ["--images", str(tmp_path / "images"), "--captions", str(tmp_path / "captions.jsonl")]
+    with pytest.raises(SystemExit) as error:
+        retrieval_main(argv)
+    assert str(error.value.code).startswith("error: ") and "torn.png cannot be decoded" in str(error.value.code)
+    assert "Traceback" not in capsys.readouterr().err
