@@ -19,10 +19,16 @@ def last_result(run):
     return json.loads((run / "results.jsonl").read_text().splitlines()[-1])
 
 
+def same_as_logged(metrics, run) -> bool:
+    """Every retrieval figure of the run's last validation line, equal to the last digit."""
+    logged = {k: v for k, v in last_result(run).items() if k.startswith(("t2i_", "i2t_"))}
+    assert len(logged) == 10
+    return all(metrics[k] == v for k, v in logged.items())
+
+
 def test_retrieval_with_no_flag_reproduces_the_runs_last_validation_exactly(run):
     metrics = retrieval_main(["--checkpoint", str(run / "checkpoints" / "latest.pt"), "--eval-split", "val"])
-    logged = last_result(run)
-    assert metrics == {key: logged[key] for key in metrics}
+    assert same_as_logged(metrics, run)
     written = json.loads((run / "checkpoints" / "retrieval_synthetic_val.json").read_text())
     assert written["images"] == 96 and written["differs_from_run"] == {}
     assert written["override_checkpoint_config"] is False
@@ -94,7 +100,7 @@ def test_the_runs_seed_chooses_the_world(run, tmp_path):
     other = retrieval_main(
         ["--checkpoint", checkpoint, "--eval-split", "val", "--seed", "0", "--output", str(tmp_path / "b.json")]
     )
-    assert own == {key: last_result(run)[key] for key in own} and own != other
+    assert same_as_logged(own, run) and not same_as_logged(other, run)
     assert json.loads((tmp_path / "b.json").read_text())["differs_from_run"] == {"seed": {"run": 3, "given": 0}}
 
 
@@ -109,3 +115,52 @@ def test_a_bad_image_in_the_evaluated_data_is_an_error_naming_it(run, tmp_path, 
         retrieval_main(argv)
     assert str(error.value.code).startswith("error: ") and "torn.png cannot be decoded" in str(error.value.code)
     assert "Traceback" not in capsys.readouterr().err
+
+
+def settings(params, *flags):
+    from evaluate.retrieval import build_parser
+    from evaluate.run_config import settings_from_run
+
+    parser = build_parser()
+    argv = ["--checkpoint", "run.pt", *flags]
+    return settings_from_run(parser, argv, parser.parse_args(argv), params, "run/params.json")
+
+
+def test_weights_are_the_same_setting_when_their_bytes_are(tmp_path):
+    from evaluate.run_config import ContradictsRun
+
+    (tmp_path / "a.pt").write_bytes(b"weights")
+    (tmp_path / "moved.pt").write_bytes(b"weights")
+    (tmp_path / "other.pt").write_bytes(b"other weights")
+    params = {
+        "dataset": "images",
+        "featurizer": "backbone",
+        "backbone": "timm:x",
+        "backbone_weights": str(tmp_path / "a.pt"),
+    }
+    assert settings(params, "--backbone-weights", str(tmp_path / "moved.pt")).differs == {}
+    with pytest.raises(ContradictsRun, match="--backbone-weights: the run used .*a.pt, given .*other.pt"):
+        settings(params, "--backbone-weights", str(tmp_path / "other.pt"))
+
+
+def test_a_token_source_contradicts_only_a_run_that_used_one():
+    from evaluate.run_config import ContradictsRun
+
+    synthetic = {"dataset": "synthetic", "token_source": "felzenszwalb", "val_size": 50, "batch_size": 32}
+    chosen = settings(synthetic, "--token-source", "slic")
+    assert chosen.differs == {} and chosen.args.token_source == "slic"
+    assert chosen.args.val_size == 50 and chosen.args.batch_size == 32  # the run's, by default
+    with pytest.raises(ContradictsRun, match="--token-source: the run used felzenszwalb, given slic"):
+        settings({**synthetic, "dataset": "images"}, "--token-source", "slic")
+
+
+def test_params_come_from_the_run_directory_when_the_checkpoint_lacks_them(tmp_path):
+    from evaluate.run_config import options_from_params, run_params
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "params.json").write_text(json.dumps({"drop_edge_types": ["near"], "no_cache": True}))
+    params, source = run_params({"graph_type": "homo"}, tmp_path / "checkpoints" / "latest.pt")
+    assert params == {"drop_edge_types": ["near"], "no_cache": True, "graph_type": "homo"}
+    assert source == str(tmp_path / "params.json")
+    options = options_from_params(params)
+    assert (options.graph_type, options.drop_edge_types, options.use_cache) == ("homo", ["near"], False)
