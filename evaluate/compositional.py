@@ -273,8 +273,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         device = device_from_flag(args.device)
         model = model_from_checkpoint(state).to(device)
         results = [
-            {**evaluate_suite(model, settings.options(), suite, device, args.count, args.seed, args.benchmark_root),
-             **settings.record()}
+            {
+                **evaluate_suite(model, settings.options(), suite, device, args.count, args.seed, args.benchmark_root),
+                **settings.record(),
+            }
             for suite in args.suite
         ]
     except (FileNotFoundError, ValueError, BadItem) as error:

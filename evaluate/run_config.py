@@ -181,7 +181,7 @@ def options_from_params(params: dict) -> DataOptions:
 def run_params(state: dict, checkpoint: str | Path) -> tuple[dict, str]:
     """(the run's params, where they came from): the checkpoint's own, else the run's params.json."""
     params = dict(state.get("params") or {})
-    source = f"{checkpoint} (params)"
+    source = f"the params in {checkpoint}"
     if not params:
         path = Path(checkpoint).resolve().parents[1] / "params.json"
         if path.is_file():

@@ -163,7 +163,7 @@ def apply_run_settings(parser: argparse.ArgumentParser, argv: list[str] | None, 
     if params.get("graph_type") == "homo":  # shown as the schema graph it is converted from
         params["graph_type"] = "hetero"
     settings = settings_from_run(parser, argv, args, params, source, ignore=frozenset({"split"}))
-    print(f"graphs as {source} built them")
+    print(f"settings from {source}")
     if settings.report():
         print(settings.report())
 
