@@ -98,7 +98,7 @@ def embed_items(
         except UndrawableLayout as error:
             undrawn[key] = str(error)
         except (BadItem, ValueError, FileNotFoundError, KeyError, IndexError, TypeError) as error:
-            what = f"missing {error}" if isinstance(error, KeyError) else str(error)
+            what = f"unknown or missing {error}" if isinstance(error, KeyError) else str(error)
             raise ItemError(f"{where}: {owners[key]}: {what}") from None
         if len(pending) == batch_size:
             flush()

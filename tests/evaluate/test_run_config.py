@@ -164,3 +164,15 @@ def test_params_come_from_the_run_directory_when_the_checkpoint_lacks_them(tmp_p
     assert source == str(tmp_path / "params.json")
     options = options_from_params(params)
     assert (options.graph_type, options.drop_edge_types, options.use_cache) == ("homo", ["near"], False)
+
+
+def test_probe_reads_the_run_and_refuses_what_contradicts_it(run, tmp_path):
+    from evaluate.probe import main as probe_main
+
+    checkpoint = str(run / "checkpoints" / "latest.pt")
+    output = tmp_path / "probe.json"
+    result = probe_main(["--checkpoint", checkpoint, "--output", str(output)])
+    written = json.loads(output.read_text())
+    assert written["image_probe_acc"] == result["image_probe_acc"] and written["differs_from_run"] == {}
+    with pytest.raises(SystemExit, match="--graph-type: the run used hetero, given patch"):
+        probe_main(["--checkpoint", checkpoint, "--graph-type", "patch"])
