@@ -27,7 +27,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from data.cache import BadItem  # noqa: E402
 from evaluate.compositional import evaluate_suite  # noqa: E402
+from evaluate.run_config import options_from_params, run_params  # noqa: E402
 from evaluate.seed_stats import parse_seeds, run_cells, summarise, write_outputs  # noqa: E402
 from graphs.schema import DEFAULT_EDGE_SCHEMA, EDGE_SCHEMAS, schema_edge_types  # noqa: E402
 from train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
@@ -107,9 +109,10 @@ def run_row(name: str, flags: list[str], common: list[str], folder: Path, suite_
         final = train_main([*common, *flags, "--out", str(folder)])
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(state)
+    options = options_from_params(run_params(state, checkpoint)[0])  # the row's own graphs, as it trained
     row = {"row": name, "flags": flags, "t2i_R@1": final["t2i_R@1"], "i2t_R@1": final["i2t_R@1"]}
     for suite in SUITES:
-        result = evaluate_suite(model, state["params"], suite, torch.device("cpu"), suite_count, seed)
+        result = evaluate_suite(model, options, suite, torch.device("cpu"), suite_count, seed)
         arrows = result.get("pair_subsets" if "group" in result else "subsets", {}).get("points at", {})
         if "group" in result:
             row.update(wino_text=result["text"], wino_image=result["image"], wino_group=result["group"])
@@ -260,12 +263,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for name in chosen:
         print(f"== {name}", flush=True)
-        rows.append(
-            run_row(
-                name, every[name], common_flags(args, args.seed), args.out / "rows" / folder_name(name),
-                args.suite_count, args.seed,
-            )
-        )  # fmt: skip
+        folder = args.out / "rows" / folder_name(name)
+        try:
+            rows.append(run_row(name, every[name], common_flags(args, args.seed), folder, args.suite_count, args.seed))
+        except (FileNotFoundError, ValueError, BadItem) as error:
+            raise SystemExit(f"error: row {name} ({folder}): {error}") from None
     args.out.mkdir(parents=True, exist_ok=True)
     text = table(rows)
     print(text)

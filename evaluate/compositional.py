@@ -8,6 +8,13 @@ per subset, their mean (`macro_acc`, as ARO averages over relations) and over
 all items. Pair items report Winoground's `text`, `image` and `group` scores.
 The real benchmarks (--benchmark-root) are scored by evaluate.report with each
 one's own rules and headline, and their records name their files' sha256.
+
+Images are turned into graphs as the checkpoint's run built its own (graph
+type, edge schema, dropped edge types, featurizer and backbone, relation cap,
+token source, tokens file: evaluate.run_config); a flag that contradicts the
+run is refused unless --override-checkpoint-config. A layout the renderer
+cannot draw is skipped, counted and named; any other bad item is an error
+naming the suite and the item.
 """
 
 from __future__ import annotations
@@ -21,77 +28,90 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
-from data.coco import load_image
-from data.datasets import graph_transform
-from data.images import TokenSource, tokens_to_graph
-from data.synthetic import make_scene
-from evaluate.benchmarks import BENCHMARKS, crop_box, load_benchmark
+from data.cache import BadItem
+from data.sources import DataOptions
+from evaluate.benchmarks import BENCHMARKS, load_benchmark
+from evaluate.ref_graphs import RefGraphs
 from evaluate.report import benchmark_result, format_benchmark
-from evaluate.suites import SYNTHETIC_SUITES, read_suite, render_layout, synthetic_suite, write_suite
-from graphs.build import build_graph, build_patch_graph
-from graphs.features import square_pixels
-from graphs.featurizers import Featurizer
+from evaluate.run_config import add_graph_arguments, run_params, settings_from_run
+from evaluate.suites import SYNTHETIC_SUITES, UndrawableLayout, read_suite, synthetic_suite, write_suite
 from models import GraphCLIP
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.distributed import device_from_flag
 
+# The flags of how images become graphs; each defaults to the checkpoint's run.
+GRAPH_FLAGS = (
+    "graph_type",
+    "drop_edge_types",
+    "featurizer",
+    "backbone",
+    "backbone_weights",
+    "max_relations",
+    "token_source",
+    "tokens_file",
+    "maskrcnn_weights",
+)
 
-class RefGraphs:
-    """Builds the graph of an image REF as the checkpoint's model expects it."""
 
-    def __init__(self, model: GraphCLIP, params: dict, root: Path, token_source: str = "felzenszwalb") -> None:
-        self.graph_type = params.get("graph_type", "hetero")
-        self.transform = graph_transform(
-            self.graph_type, params.get("drop_edge_types") or [], params.get("edge_schema", "semgraph")
-        )
-        self.pixels = model.config.vision_image_size if model.config.vision else 0
-        self.root, self.source, self.featurizer = root, None, Featurizer()
-        self.token_source = token_source
+class ItemError(ValueError):
+    """An item whose image cannot become a graph; the message names the suite and the item."""
 
-    def image_and_graph(self, ref: dict):
-        if "synthetic" in ref:
-            spec = ref["synthetic"]
-            scene = make_scene(spec.get("seed", 0), spec.get("split", "test"), spec["index"])
-            return scene.image, lambda: build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
-        if "layout" in ref:
-            scene = render_layout(ref["layout"])
-            return scene.image, lambda: build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
-        path = Path(ref["file"])
-        image = load_image(path if path.is_absolute() else self.root / path)
-        if "box" in ref:
-            image = crop_box(image, ref["box"])
-        if self.source is None:
-            self.source = TokenSource(self.token_source)
-        return image, lambda: tokens_to_graph(image, self.source(path.name, image), self.featurizer, 20)
 
-    def __call__(self, ref: dict):
-        image, make = self.image_and_graph(ref)
-        graph = build_patch_graph(image) if self.graph_type == "patch" else make()
-        if self.pixels:
-            graph["image"].pixels = square_pixels(image, self.pixels)
-        return self.transform(graph) if self.transform is not None else graph
+def item_name(item: dict, number: int) -> str:
+    return str(item.get("id", f"item {number}"))
+
+
+def ref_key(ref: dict) -> str:
+    return json.dumps(ref, sort_keys=True)
 
 
 @torch.no_grad()
-def embed_items(model: GraphCLIP, items: list[dict], graphs: RefGraphs, device: torch.device, batch_size: int = 128):
-    """Embeddings of every distinct image and caption of a suite."""
-    refs, texts = {}, {}
-    for item in items:
+def embed_items(
+    model: GraphCLIP,
+    items: list[dict],
+    graphs: RefGraphs,
+    device: torch.device,
+    batch_size: int = 128,
+    where: str = "suite",
+) -> tuple[dict, dict, dict]:
+    """Embeddings of every distinct image and caption of a suite, and the images not drawn.
+
+    Returns ({image REF key: embedding}, {caption: embedding}, {image REF key: why it was not drawn}).
+    A layout the renderer cannot draw is left out (its items are skipped by the caller); any other
+    image that cannot become a graph is an `ItemError` naming `where` and the item.
+    """
+    refs, owners, texts = {}, {}, {}
+    for number, item in enumerate(items, 1):
         for ref in item.get("images", [item.get("image")]):
-            refs.setdefault(json.dumps(ref, sort_keys=True), ref)
+            refs.setdefault(ref_key(ref), ref)
+            owners.setdefault(ref_key(ref), item_name(item, number))
         for caption in item["captions"]:
             texts.setdefault(caption, len(texts))
-    keys = list(refs)
-    image_emb = []
-    for start in range(0, len(keys), batch_size):
-        batch = Batch.from_data_list([graphs(refs[k]) for k in keys[start : start + batch_size]]).to(device)
-        image_emb.append(model.encode_graph(batch).float().cpu())
+    image_emb, undrawn, pending = {}, {}, []
+
+    def flush() -> None:
+        if pending:
+            batch = Batch.from_data_list([graph for _, graph in pending]).to(device)
+            image_emb.update(zip([key for key, _ in pending], model.encode_graph(batch).float().cpu(), strict=True))
+            pending.clear()
+
+    for key, ref in refs.items():
+        try:
+            pending.append((key, graphs(ref)))
+        except UndrawableLayout as error:
+            undrawn[key] = str(error)
+        except (BadItem, ValueError, FileNotFoundError, KeyError, IndexError, TypeError) as error:
+            what = f"unknown or missing {error}" if isinstance(error, KeyError) else str(error)
+            raise ItemError(f"{where}: {owners[key]}: {what}") from None
+        if len(pending) == batch_size:
+            flush()
+    flush()
     captions = list(texts)
     text_emb = [
         model.encode_text(model.text_encoder.tokenize(captions[s : s + batch_size]).to(device)).float().cpu()
         for s in range(0, len(captions), batch_size)
     ]
-    return dict(zip(keys, torch.cat(image_emb), strict=True)), dict(zip(captions, torch.cat(text_emb), strict=True))
+    return image_emb, dict(zip(captions, torch.cat(text_emb), strict=True)), undrawn
 
 
 def score(items: list[dict], images: dict, texts: dict) -> dict:
@@ -101,13 +121,13 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
     for item in items:
         subset = item.get("subset", "all")
         if "image" in item:
-            image = images[json.dumps(item["image"], sort_keys=True)]
+            image = images[ref_key(item["image"])]
             sims = torch.stack([texts[c] @ image for c in item["captions"]])
             answer = item["answer"]
             others = torch.cat([sims[:answer], sims[answer + 1 :]])
             per_subset[subset].append(float(sims[answer] > others.max()))
         else:
-            i0, i1 = (images[json.dumps(ref, sort_keys=True)] for ref in item["images"])
+            i0, i1 = (images[ref_key(ref)] for ref in item["images"])
             c0, c1 = (texts[c] for c in item["captions"])
             s = [[float(c0 @ i0), float(c0 @ i1)], [float(c1 @ i0), float(c1 @ i1)]]  # s[caption][image]
             text = s[0][0] > s[1][0] and s[1][1] > s[0][1]
@@ -136,6 +156,12 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
 
 def format_result(name: str, result: dict) -> str:
     lines = [f"{name}: {result['items']} items"]
+    skipped = result.get("skipped")
+    if skipped:
+        lines.append(
+            f"  skipped {skipped['count']} items the renderer cannot draw: "
+            + "; ".join(f"{entry['id']} ({entry['reason']})" for entry in skipped["items"])
+        )
     if "acc" in result:
         lines.append(f"  {'subset':<16}{'n':>6}{'acc':>8}")
         lines += [f"  {k:<16}{v['n']:>6}{100 * v['acc']:>7.1f}%" for k, v in result["subsets"].items()]
@@ -161,7 +187,11 @@ def load_items(
     if suite in BENCHMARKS:
         if benchmark_root is None:
             raise ValueError(f"--suite {suite} reads the benchmark's own files: give --benchmark-root DIR")
-        items = load_benchmark(suite, benchmark_root, seed, **benchmark_options)
+        try:
+            items = load_benchmark(suite, benchmark_root, seed, **benchmark_options)
+        except (KeyError, TypeError, AttributeError) as error:  # an entry of another shape than the benchmark's
+            what = f"an entry is not in the benchmark's format ({error!r})"
+            raise ValueError(f"{benchmark_root}: {suite}: {what}") from None
         return (items[:count] if count else items), Path.cwd()
     path = Path(suite)
     if path.suffix != ".jsonl" and not path.exists():
@@ -173,22 +203,43 @@ def load_items(
     return (items[:count] if count else items), path.parent
 
 
+def suite_files(items: list[dict]) -> list[str]:
+    return [ref["file"] for item in items for ref in item.get("images", [item.get("image")]) if "file" in ref]
+
+
 def evaluate_suite(
     model: GraphCLIP,
-    params: dict,
+    settings: DataOptions | dict,
     suite: str,
     device: torch.device,
     count: int | None = None,
     seed: int = 0,
-    token_source: str = "felzenszwalb",
     benchmark_root: Path | None = None,
     **benchmark_options,
 ) -> dict:
+    """Score one suite with graphs built as the run built its own (`settings`: its DataOptions or params).
+
+    Items with a layout the renderer cannot draw are skipped, counted and named in `skipped`.
+    """
     items, root = load_items(suite, count, seed, benchmark_root, **benchmark_options)
-    images, texts = embed_items(model, items, RefGraphs(model, params, root, token_source), device)
+    key_root = Path(benchmark_root) if suite in BENCHMARKS else root
+    where = f"{suite} in {benchmark_root}" if suite in BENCHMARKS else suite
+    graphs = RefGraphs(model, settings, root, key_root, suite_files(items))
+    images, texts, undrawn = embed_items(model, items, graphs, device, where=where)
+    kept, skipped = [], []
+    for number, item in enumerate(items, 1):
+        reasons = [undrawn[ref_key(ref)] for ref in item.get("images", [item.get("image")]) if ref_key(ref) in undrawn]
+        if reasons:
+            skipped.append({"id": item_name(item, number), "reason": "; ".join(reasons)})
+        else:
+            kept.append(item)
     if suite in BENCHMARKS:
-        return benchmark_result(suite, items, images, texts, benchmark_root)
-    return {"suite": suite, **score(items, images, texts)}
+        result = benchmark_result(suite, kept, images, texts, benchmark_root)
+    else:
+        result = {"suite": suite, **score(kept, images, texts)}
+    if skipped:
+        result["skipped"] = {"count": len(skipped), "items": skipped}
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,15 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sugarcrepe: leave out absent subset files (listed in the output) instead of stopping",
     )
-    parser.add_argument("--token-source", default="felzenszwalb", help="how images named by file are tokenized")
     parser.add_argument("--write-suite", type=Path, help="write the (first) suite as JSON lines and stop")
     parser.add_argument("--output", type=Path, help="JSON file for the results (default: next to the checkpoint)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_graph_arguments(parser, GRAPH_FLAGS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         options = {"image_root": args.image_root, "skip_missing_subsets": args.skip_missing_subsets}
         if args.write_suite:
@@ -235,24 +287,29 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if args.checkpoint is None:
             raise ValueError("--checkpoint is required to evaluate")
         state = load_checkpoint(args.checkpoint)
+        settings = settings_from_run(parser, argv, args, *run_params(state, args.checkpoint))
         device = device_from_flag(args.device)
         model = model_from_checkpoint(state).to(device)
         results = [
-            evaluate_suite(
-                model,
-                state.get("params", {}),
-                suite,
-                device,
-                args.count,
-                args.seed,
-                args.token_source,
-                args.benchmark_root,
-                **(options if suite in BENCHMARKS else {}),
-            )
+            {
+                **evaluate_suite(
+                    model,
+                    settings.options(),
+                    suite,
+                    device,
+                    args.count,
+                    args.seed,
+                    args.benchmark_root,
+                    **(options if suite in BENCHMARKS else {}),
+                ),
+                **settings.record(),
+            }
             for suite in args.suite
         ]
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, BadItem) as error:
         raise SystemExit(f"error: {error}") from None
+    if settings.report():
+        print(settings.report())
     for result in results:
         result["checkpoint"] = str(args.checkpoint)
         print(format_benchmark(result) if "benchmark" in result else format_result(result["suite"], result))

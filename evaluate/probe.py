@@ -6,6 +6,10 @@ dataset has:
 
 - image level: the graph embedding -> the category of the image's largest object;
 - object-token level: each object token's output of the transformer -> its category.
+
+The graphs are the checkpoint's run's: every data flag defaults to the run's
+(evaluate.run_config), so the probe fits on the run's training split and scores
+its test split; --train-size/--val-size take fewer.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from data.cli import add_data_arguments, data_options
+from data.cache import BadItem
 from data.datasets import GraphDataset
 from data.loader import GraphLoader
 from data.sources import open_dataset
+from evaluate.run_config import add_run_data_arguments, run_params, settings_from_run
 from models import GraphCLIP
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 
@@ -78,22 +83,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--output", type=Path, help="JSON file (default: next to the checkpoint)")
-    add_data_arguments(parser)
-    parser.set_defaults(train_size=2000, val_size=500)
+    add_run_data_arguments(parser)
     args = parser.parse_args(argv)
     try:
         state = load_checkpoint(args.checkpoint)
+        settings = settings_from_run(parser, argv, args, *run_params(state, args.checkpoint))
         model = model_from_checkpoint(state)
         if model.config.vision:
             raise ValueError("the probes read graph tokens; this checkpoint has a pixel model")
-        options = data_options(args)
-        options.graph_type = state.get("params", {}).get("graph_type", options.graph_type)
+        options = settings.options()
         result = run_probe(model, open_dataset(options, "train"), open_dataset(options, "test"))
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, BadItem) as error:
         raise SystemExit(f"error: {error}") from None
+    if settings.report():
+        print(settings.report())
     print("  ".join(f"{k} {100 * v:.1f}%" for k, v in result.items()))
     output = args.output or args.checkpoint.with_name("probe.json")
-    output.write_text(json.dumps(result, indent=2) + "\n")
+    output.write_text(json.dumps({**result, **settings.record()}, indent=2) + "\n")
     print(f"wrote {output}")
     return result
 

@@ -1,7 +1,10 @@
 """Image-text retrieval: R@K, mean and median rank, in both directions.
 
-    python -m evaluate.retrieval --checkpoint RUN/checkpoints/latest.pt --split test
+    python -m evaluate.retrieval --checkpoint RUN/checkpoints/latest.pt --eval-split test
 
+Every data flag defaults to the checkpoint's run (evaluate.run_config): with
+none given, `--eval-split val` scores the run's own validation graphs and
+reproduces its last validation metrics.
 
 For datasets with several captions per image (the COCO 5k protocol): a caption
 retrieves correctly when its own image is in the top K; an image retrieves
@@ -24,10 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data.cli import add_data_arguments, data_options
+from data.cache import BadItem
 from data.datasets import GraphDataset
 from data.loader import GraphLoader
 from data.sources import open_dataset
+from evaluate.run_config import RunSettings, add_run_data_arguments, run_params, settings_from_run
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.distributed import device_from_flag
 
@@ -135,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("train", "val", "test"),
         help="which split to retrieve in (synthetic: its split; coco: --split or --val-split)",
     )
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=256, help="graphs per batch (default: the run's)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--output", type=Path, help="JSON file for the metrics (default: next to the checkpoint)")
     parser.add_argument(
@@ -144,32 +148,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=ONE_CAPTION_SEED,
         help="seed drawing the one caption per image of the seed paper's protocol (metrics *_1cap)",
     )
-    add_data_arguments(parser)
+    add_run_data_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        return evaluate_checkpoint(args)
-    except (FileNotFoundError, ValueError) as error:
+        state = load_checkpoint(args.checkpoint)
+        settings = settings_from_run(parser, argv, args, *run_params(state, args.checkpoint))
+        return evaluate_checkpoint(state, settings)
+    except (FileNotFoundError, ValueError, BadItem) as error:
         raise SystemExit(f"error: {error}") from None
 
 
-def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
-    state = load_checkpoint(args.checkpoint)
-    params = state.get("params", {})
-    if args.graph_type != params.get("graph_type", args.graph_type):
-        raise SystemExit(f"the checkpoint was trained on {params['graph_type']} graphs, not {args.graph_type}")
+def evaluate_checkpoint(state: dict, settings: RunSettings) -> dict[str, float]:
+    """Score a loaded checkpoint on the split `settings.args.eval_split`, print and write the metrics."""
+    args = settings.args
     device = device_from_flag(args.device)
     model = model_from_checkpoint(state).to(device)
-    options = data_options(args)
+    options = settings.options()
     if model.config.vision:  # a pixel model reads the images the graphs carry
         options.pixels = model.config.vision_image_size
     dataset = open_dataset(options, args.eval_split)
     embeddings = embed_dataset(model, dataset, args.batch_size, device)
     metrics = retrieval_metrics(*embeddings) | one_caption_metrics(*embeddings, seed=args.caption_seed)
     print(f"{args.checkpoint} on {args.dataset} {args.eval_split} ({len(dataset)} images)")
+    if settings.report():
+        print(settings.report())
     print("every caption of every image:")
     print(format_table(metrics))
     print(f"one caption per image (seed {args.caption_seed}), the seed paper's protocol:")
@@ -184,6 +191,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> dict[str, float]:
                 "images": len(dataset),
                 "caption_seed_1cap": args.caption_seed,
                 **metrics,
+                **settings.record(),
             },
             indent=2,
         )

@@ -28,7 +28,19 @@ from pathlib import Path
 import numpy as np
 
 from data.negatives import order_perturbations
-from data.synthetic import COLOURS, PHRASES, SHAPES, Scene, SceneObject, describe_triplet, make_scene, render_scene
+from data.synthetic import (
+    COLOURS,
+    PHRASES,
+    SHAPES,
+    SIZES,
+    Scene,
+    SceneObject,
+    arrow_mask,
+    describe_triplet,
+    make_scene,
+    render_scene,
+    shape_mask,
+)
 from graphs.schema import PREDICATES
 
 SYNTHETIC_SUITES = ("relation-swap", "attribute-swap", "word-order", "winoground-synthetic")
@@ -74,11 +86,26 @@ def check_item(item: dict, where: str) -> None:
             raise ValueError(f"{where}: an image must be {{'file': ...}}, {{'synthetic': ...}} or {{'layout': ...}}")
 
 
+class UndrawableLayout(ValueError):
+    """A layout the renderer cannot draw as told: an arrow with no room between its two objects.
+
+    Moving the objects to make room would change what the item asks, so such an item is
+    skipped, counted and named, never drawn otherwise."""
+
+
 def render_layout(spec: dict) -> Scene:
-    """The scene of a ``{"layout": ...}`` image REF."""
+    """The scene of a ``{"layout": ...}`` image REF; `UndrawableLayout` when an arrow has no room."""
     objects = [SceneObject(o["shape"], o["colour"], o["size"], tuple(o["centre"])) for o in spec["objects"]]
     arrows = [(int(a), int(b)) for a, b in spec.get("arrows", [])]
-    return render_scene(objects, np.random.default_rng(spec.get("seed", 0)), spec.get("canvas", 96), arrows=arrows)
+    canvas = spec.get("canvas", 96)
+    if arrows:
+        masks = np.stack([shape_mask(o.shape, o.centre, SIZES[o.size] * canvas / 96, canvas) for o in objects])
+        for tail, head in arrows:
+            if not (0 <= tail < len(objects) and 0 <= head < len(objects)):
+                raise ValueError(f"arrow [{tail}, {head}] names an object outside 0..{len(objects) - 1}")
+            if arrow_mask(objects[tail].centre, objects[head].centre, masks, canvas) is None:
+                raise UndrawableLayout(f"no room for an arrow from object {tail} to object {head}")
+    return render_scene(objects, np.random.default_rng(spec.get("seed", 0)), canvas, arrows=arrows)
 
 
 def write_suite(items: list[dict], path: str | Path) -> None:

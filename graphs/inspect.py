@@ -16,11 +16,13 @@ from pathlib import Path
 import networkx as nx
 
 from data.cache import BadItem
+from data.cli import edge_type_list
 from data.coco import load_image
 from data.datasets import SyntheticTwinBuilder
 from data.images import TOKEN_SOURCES, TokenSource, tokens_to_graph
 from data.sources import DATASETS, DataOptions, make_builder
 from data.synthetic import SHAPES
+from evaluate.run_config import add_graph_arguments, run_params, settings_from_run
 from graphs.build import build_patch_graph
 from graphs.convert import to_networkx
 from graphs.draw import save_graph_picture
@@ -37,6 +39,7 @@ from graphs.schema import (
 )
 from graphs.seed import rank_matrix, to_edge_schema
 from graphs.transforms import DropEdgeTypes
+from train.checkpoint import load_checkpoint
 
 
 def node_table(graph: nx.MultiDiGraph, label_names: Sequence[str] | dict[int, str] = ()) -> str:
@@ -82,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m graphs.inspect",
         description="Print, save (GraphML) and draw (PNG) the graph of one image: item --index of a dataset, "
-        "or a single --image file tokenized by --token-source.",
+        "or a single --image file tokenized by --token-source. With --checkpoint, the graph as that run built "
+        "its graphs: every flag but --split, --index and --image defaults to the run's, and one that "
+        "contradicts how the run built its graphs is refused.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--image", type=Path, help="one image file (instead of a dataset item)")
@@ -107,8 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the edge types shown: ours (semgraph) or the seed paper's (seed: its rank matrix beside the picture)",
     )
     parser.add_argument(
-        "--drop-edge-types", default="", help="comma-separated edge types of --edge-schema to empty first"
+        "--drop-edge-types",
+        type=edge_type_list,
+        default=[],
+        help="comma-separated edge types of --edge-schema to empty first",
     )
+    parser.add_argument("--checkpoint", type=Path, help="show the graph as this checkpoint's run built its graphs")
+    add_graph_arguments(parser, ("featurizer", "backbone", "backbone_weights", "max_objects"))
     parser.add_argument(
         "--twin",
         action="store_true",
@@ -134,6 +144,11 @@ def item_from_dataset(args: argparse.Namespace):
         token_source=args.token_source,
         tokens_file=args.tokens_file,
         maskrcnn_weights=args.maskrcnn_weights,
+        featurizer=args.featurizer,
+        backbone=args.backbone,
+        backbone_weights=args.backbone_weights,
+        max_objects=args.max_objects,
+        max_relations=args.max_relations,
         train_size=args.index + 1,
         val_size=args.index + 1,
     )
@@ -158,26 +173,36 @@ def item_from_image(args: argparse.Namespace):
     if args.graph_type == "patch":
         return image, None, build_patch_graph(image), args.image.name, [], {}
     tokens = TokenSource(args.token_source, args.tokens_file, args.maskrcnn_weights)(args.image.name, image)
+    featurizer = Featurizer(args.featurizer, args.backbone, args.backbone_weights)
     return (
         image,
         tokens.masks,
-        tokens_to_graph(image, tokens, Featurizer(), args.max_relations),
+        tokens_to_graph(image, tokens, featurizer, args.max_relations),
         args.image.name,
         [],
         {},
     )
 
 
+def apply_run_settings(parser: argparse.ArgumentParser, argv: list[str] | None, args: argparse.Namespace) -> None:
+    """Fill the flags left out from the checkpoint's run (not --split: here it is the split shown)."""
+    state = load_checkpoint(args.checkpoint)
+    params, source = run_params(state, args.checkpoint)
+    if params.get("graph_type") == "homo":  # shown as the schema graph it is converted from
+        params["graph_type"] = "hetero"
+    settings = settings_from_run(parser, argv, args, params, source, ignore=frozenset({"split"}))
+    print(f"settings from {source}")
+    if settings.report():
+        print(settings.report())
+
+
 def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        dropped = [
-            resolve_edge_type(n.strip(), args.edge_schema)[1] for n in args.drop_edge_types.split(",") if n.strip()
-        ]
-    except ValueError as error:
-        parser.error(str(error))
-    try:
+        if args.checkpoint:
+            apply_run_settings(parser, argv, args)
+        dropped = [resolve_edge_type(name, args.edge_schema)[1] for name in args.drop_edge_types]
         image, masks, data, name, captions, label_names = (
             item_from_image(args) if args.image else item_from_dataset(args)
         )

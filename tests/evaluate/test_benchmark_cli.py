@@ -27,7 +27,7 @@ def test_aro_images_are_cropped_as_pil_crops_them(tmp_path):
             vision = None
 
     root = write_aro(tmp_path)
-    graphs = RefGraphs(Model(), {"graph_type": "hetero"}, root, token_source="slic")
+    graphs = RefGraphs(Model(), {"graph_type": "hetero", "token_source": "slic"}, root)
     ref = {"file": str(root / "images" / "0.jpg"), "box": [-3, 5, 30, 60]}
     image, _ = graphs.image_and_graph(ref)
     assert image.shape == (60, 30, 3) and (image[:, :3] == 0).all() and (image[35:] == 0).all()

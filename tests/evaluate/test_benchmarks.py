@@ -1,15 +1,18 @@
 """The real benchmarks' loaders, on small copies written in each original layout and format."""
 
 import hashlib
+import json
 import random
 
 import numpy as np
 import pytest
+import torch
 from benchmark_files import HORSE, write_aro, write_order, write_sugarcrepe, write_winoground
 from PIL import Image
 
 import evaluate.order_perturbations as order_text
 from evaluate.benchmarks import crop_box, describe_benchmark, load_benchmark
+from evaluate.compositional import RefGraphs, score
 from evaluate.order_perturbations import (
     REGEX_TOKENIZER_APPROXIMATION,
     STOP_WORD_APPROXIMATION,
@@ -170,6 +173,24 @@ def test_sugarcrepe_stops_at_a_missing_subset_unless_told(tmp_path):
     ]  # fmt: skip
     with pytest.raises(FileNotFoundError, match="give --image-root"):
         load_benchmark("sugarcrepe", data)
+
+
+def test_benchmark_images_become_graphs_and_score(tmp_path):
+    root = write_aro(tmp_path)
+
+    class Model:
+        class config:
+            vision = None
+
+    graphs = RefGraphs(Model(), {"graph_type": "hetero", "token_source": "slic"}, root)
+    item = load_benchmark("aro-relation", root)[0]
+    graph = graphs(item["image"])
+    assert graph["image"].num_nodes == 1 and graph["object"].num_nodes >= 1
+    assert graph["object"].box[:, :2].max() <= 1.0  # boxes of the crop, normalised
+    true, false = item["captions"][item["answer"]], item["captions"][1 - item["answer"]]
+    images = {json.dumps(item["image"], sort_keys=True): torch.tensor([1.0, 0.0])}
+    texts = {true: torch.tensor([1.0, 0.0]), false: torch.tensor([0.0, 1.0])}
+    assert score([item], images, texts)["acc"] == 1.0
 
 
 def test_winoground_items_keep_their_tags(tmp_path):

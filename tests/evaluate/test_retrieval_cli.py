@@ -48,7 +48,7 @@ def test_a_checkpoint_of_another_shape_is_refused_with_what_differs(checkpoint, 
 
 
 def test_graph_type_must_match_the_checkpoint(checkpoint):
-    with pytest.raises(SystemExit, match="trained on hetero graphs, not patch"):
+    with pytest.raises(SystemExit, match="--graph-type: the run used hetero, given patch"):
         retrieval_main(["--checkpoint", str(checkpoint), "--graph-type", "patch", "--val-size", "4"])
 
 

@@ -66,3 +66,20 @@ def test_inspect_a_twin(tmp_path, capsys):
         main(["--index", "2", "--twin", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--twin shows the synthetic world"):
         main(["--dataset", "coco", "--coco-root", str(tmp_path), "--twin", "--out", str(tmp_path)])
+
+
+def test_inspect_with_a_checkpoint_shows_the_runs_graph(tmp_path, capsys):
+    """The run trained on world seed 2 with `related` dropped: its graph, unless told otherwise."""
+    from helpers import train_tiny
+
+    train_tiny(tmp_path, tmp_path / "run", "--drop-edge-types", "related", "--seed", "2")
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "latest.pt")
+    capsys.readouterr()
+    by_run = main(["--index", "3", "--checkpoint", checkpoint, "--out", str(tmp_path / "a")])
+    shown = capsys.readouterr().out
+    by_hand = main(["--index", "3", "--seed", "2", "--drop-edge-types", "related", "--out", str(tmp_path / "b")])
+    assert shown.split("\n", 1)[1] == capsys.readouterr().out.replace(str(tmp_path / "b"), str(tmp_path / "a"))
+    assert by_run["graphml"].read_text() == by_hand["graphml"].read_text()
+    assert "0" in [line.split()[-1] for line in shown.splitlines() if "related" in line]
+    with pytest.raises(SystemExit, match="--drop-edge-types: the run used related, given near"):
+        main(["--index", "3", "--checkpoint", checkpoint, "--drop-edge-types", "near"])
