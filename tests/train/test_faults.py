@@ -80,18 +80,22 @@ def uninterrupted(tmp_path_factory):
 # 4 steps an epoch; steps 1-3 and 5-7 write step files, 4 and 8 epoch files; each save writes two files
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "fault",
+    "fault, resumed_at",
     [
-        "step:6",  # inside step 6 (epoch 2), after its backward pass
-        "checkpoint_write:8",  # epoch 1's result line and epoch_1.pt written, its latest.pt not yet in place
-        "evaluate:2",  # epoch 2 trained, its validation begun
+        # inside step 6 (epoch 2), after its backward pass
+        ("step:6", "at epoch 2, batch 1 (step 5)\n"),
+        # epoch 1's result line and epoch_1.pt written, latest.pt not yet replaced: the line is written again
+        ("checkpoint_write:8", "at epoch 1, batch 3 (step 3); dropped 1 results past that step\n"),
+        # epoch 2 trained, its validation begun
+        ("evaluate:2", "at epoch 2, batch 3 (step 7)\n"),
     ],
 )
-def test_a_killed_run_resumes_to_the_uninterrupted_result(uninterrupted, tmp_path, fault):
+def test_a_killed_run_resumes_to_the_uninterrupted_result(uninterrupted, tmp_path, fault, resumed_at):
     root, whole, expected = uninterrupted
     out = tmp_path / "killed"
     killed_run(root, out, root / "cache", fault)
     resumed = main(["--resume", "latest", "--out", str(out), "--no-progress"])
+    assert resumed_at in (out / "out.log").read_text()
     assert resumed == expected
     assert losses(out) == losses(whole)
     expected_model, model = model_of(whole), model_of(out)
