@@ -7,6 +7,8 @@ written atomically as a `GraphStore` file followed by a small JSON sidecar
 holding its SHA-256, its count and the items it skipped. A shard without a
 sidecar, or whose bytes no longer match it, is rebuilt, never loaded, so an
 interrupted build resumes where it stopped and a corrupt file heals itself.
+Two processes opening one entry at once take turns (`build_lock`): the
+second reuses the shards the first built.
 """
 
 from __future__ import annotations

@@ -83,6 +83,7 @@ def test_a_run_killed_by_a_signal_resumes_to_the_same_metrics(tmp_path):
     assert 4 <= state["step"] < 9 and not (out / "checkpoints" / "epoch_3.pt").exists(), "killed in the middle"
     resumed = main(["--resume", "latest", "--out", str(out), "--no-progress"])
     assert resumed == whole
+    assert train_losses(out) == train_losses(tmp_path / "whole")
 
 
 def test_resume_needs_a_checkpoint(tmp_path, capsys):
