@@ -74,7 +74,8 @@ class RunDir:
         kept = [record for record in records if record.get("step", 0) <= step]
         if torn:
             LOG.warning("%s: dropped its last line, torn by an interrupted write: %r", path, torn[:80])
-        if torn or len(kept) != len(records):
+        unterminated = not path.read_bytes().endswith(b"\n")  # the next line must not run on from it
+        if torn or len(kept) != len(records) or (records and unterminated):
             write_text_atomic(path, "".join(json.dumps(record) + "\n" for record in kept))
         return len(records) - len(kept)
 

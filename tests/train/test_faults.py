@@ -44,6 +44,8 @@ def argv(root, out, cache):
         "--no-progress",
         "--threads",
         "1",
+        "--device",
+        "cpu",  # exact equality of runs: no nondeterministic GPU kernels
     ]
 
 

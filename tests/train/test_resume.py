@@ -40,6 +40,8 @@ def argv(tmp_path, out, *extra):
         "--no-progress",
         "--threads",
         "1",
+        "--device",
+        "cpu",  # exact equality of runs: no nondeterministic GPU kernels
         *extra,
     ]
 
@@ -317,3 +319,20 @@ def test_params_json_is_replaced_whole(finished_run, tmp_path, monkeypatch):
     main(["--resume", "latest", "--out", str(out), "--no-progress"])
     assert out / "params.json" in replaced
     assert json.loads((out / "params.json").read_text())["epochs"] == 2
+
+
+def test_a_last_results_line_without_its_newline_is_kept_and_ended(tmp_path):
+    from train.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    try:
+        unended = '{"step": 3, "train_loss": 1.5}\n{"step": 6, "train_loss": 1.25}'
+        (tmp_path / "run" / "results.jsonl").write_text(unended)
+        assert run.truncate_results(6) == 0
+        run.append_result({"step": 9, "train_loss": 1.0})
+        records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records] == [3, 6, 9]
+        assert run.truncate_results(3) == 2
+        assert (tmp_path / "run" / "results.jsonl").read_text() == '{"step": 3, "train_loss": 1.5}\n'
+    finally:
+        run.close()
