@@ -42,9 +42,9 @@ class RunDir:
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         self._attach_log()
         if resume:  # temporary files of writes a kill interrupted; only this process writes this run
-            for stale in (self.path / "checkpoints").glob(".*.tmp"):
+            for stale in [*self.path.glob(".*.tmp"), *(self.path / "checkpoints").glob(".*.tmp")]:
                 stale.unlink(missing_ok=True)
-                LOG.info("removed %s, left by an interrupted checkpoint write", stale)
+                LOG.info("removed %s, left by an interrupted write", stale)
 
     def _attach_log(self) -> None:
         LOG.setLevel(logging.INFO)

@@ -308,6 +308,16 @@ def test_a_torn_last_results_line_is_dropped_and_said(finished_run, tmp_path):
     assert "dropped its last line, torn by an interrupted write" in (out / "out.log").read_text()
 
 
+def test_temporary_files_of_interrupted_writes_are_removed_on_resume(finished_run, tmp_path):
+    out = copied(finished_run, tmp_path)
+    left = [out / ".params.json.k3j2.tmp", out / "checkpoints" / ".latest.pt.x9q1.tmp"]
+    for path in left:
+        path.write_bytes(b"half a file")
+    main(["--resume", "latest", "--out", str(out), "--no-progress"])
+    assert not any(path.exists() for path in left)
+    assert f"removed {left[1]}, left by an interrupted write" in (out / "out.log").read_text()
+
+
 def test_params_json_is_replaced_whole(finished_run, tmp_path, monkeypatch):
     """A resume rewrites params.json through a temporary file that replaces it, so a kill never leaves half."""
     import os
