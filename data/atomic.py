@@ -1,10 +1,12 @@
 """Files that appear whole or not at all, and the fault hook the tests use to kill a process mid-write.
 
-Every file a run or a cache writes goes through `atomic_path`: the bytes go to a
-temporary file of a unique name in the target folder, which then replaces the
-target in one `os.replace`. A reader sees the old file or the new one, never
-half of one, and two processes writing the same file at once each write their
-own temporary file (the last replace wins; both wrote the same bytes).
+The files a run or a cache replaces (checkpoints, params.json, cache shards and
+their sidecars, k-means centroids) go through `atomic_path`: the bytes go to a
+temporary file of a unique name in the target folder, are flushed to disk, and
+the file then replaces the target in one `os.replace`. A reader sees the old
+file or the new one, never half of one, and two processes writing the same
+file at once each write their own temporary file (the last replace wins, and
+what it leaves is one writer's whole file).
 
 `fault_point(name)` is a test-only hook: with SEMGRAPH_FAULT=NAME:N in the
 environment the process dies (`os._exit(137)`, as after kill -9) the N-th time
@@ -39,6 +41,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; the target gets the usual mode
         yield tmp
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
