@@ -211,7 +211,12 @@ def check_resume(args: argparse.Namespace, params: dict, params_path: Path, chec
             f"resume asks for --batch-size {args.batch_size}; batch k of an epoch means other graphs with "
             "another batch size: leave --batch-size out to resume"
         )
-    load_checkpoint(checkpoint, mmap=True)  # a damaged file is named here, before any data is built
+    try:  # a damaged file is named here, before any data is built
+        load_checkpoint(checkpoint, mmap=True)
+    except ValueError as error:
+        others = sorted(p.name for p in checkpoint.parent.glob("*.pt") if p != checkpoint)
+        hint = f"; the run's other checkpoints: {', '.join(others)} (resume one with --resume PATH)" if others else ""
+        raise ValueError(f"{error}{hint}") from None
     results = args.out / "results.jsonl"
     if results.is_file():
         read_results(results)

@@ -286,6 +286,7 @@ def test_a_damaged_checkpoint_is_named(finished_run, tmp_path, capsys):
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
     err = resume_error(out, capsys)
     assert f"error: {latest}: not a readable checkpoint" in err
+    assert "the run's other checkpoints: epoch_1.pt, epoch_2.pt (resume one with --resume PATH)" in err
 
 
 def test_a_damaged_results_line_is_named(finished_run, tmp_path, capsys):
