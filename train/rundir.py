@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class RunDir:
     def append_result(self, record: dict) -> None:
         with open(self.path / "results.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the checkpoint that commits it
 
     def truncate_results(self, step: int) -> int:
         """Drop results.jsonl records past `step` (a resumed run writes them again) and a torn
