@@ -7,16 +7,21 @@ written atomically as a `GraphStore` file followed by a small JSON sidecar
 holding its SHA-256, its count and the items it skipped. A shard without a
 sidecar, or whose bytes no longer match it, is rebuilt, never loaded, so an
 interrupted build resumes where it stopped and a corrupt file heals itself.
+Two processes opening one entry at once take turns (`build_lock`): the
+second reuses the shards the first built.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +30,7 @@ import torch
 from torch_geometric.data import HeteroData
 from tqdm.auto import tqdm
 
+from data.atomic import atomic_path, fault_point, write_text_atomic
 from data.mmap_store import consolidate, is_consolidated, load_mmap
 from data.store import GraphStore
 from graphs.schema import SCHEMA_VERSION
@@ -147,19 +153,32 @@ def build_shard(
 ) -> tuple[int, int, list[dict]]:
     """Build items [start, stop) into shard file `shard`; return (shard, count, skipped)."""
     graphs, names, skipped = build_items(builder, range(start, stop), on_bad)
-    path = folder / f"shard_{shard:05d}.pt"
-    tmp = path.with_suffix(".pt.tmp")
-    GraphStore.from_graphs(graphs, names).save(tmp)
-    os.replace(tmp, path)
-    sidecar = {"count": len(graphs), "sha256": file_digest(path), "start": start, "stop": stop, "skipped": skipped}
+    with atomic_path(folder / f"shard_{shard:05d}.pt") as tmp:
+        GraphStore.from_graphs(graphs, names).save(tmp)
+        digest = file_digest(tmp)  # of the bytes written here, whoever else writes the same shard
+        fault_point("shard_write")
+    sidecar = {"count": len(graphs), "sha256": digest, "start": start, "stop": stop, "skipped": skipped}
     _write_json(folder / f"shard_{shard:05d}.json", sidecar)
     return shard, len(graphs), skipped
 
 
 def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(value, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(value, indent=1))
+
+
+@contextmanager
+def build_lock(folder: Path) -> Iterator[None]:
+    """Hold the build lock of a cache entry (an flock on `folder/.lock`, freed when the holder dies)."""
+    with open(folder / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            LOG.info("waiting for another process building %s", folder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _valid_shard(folder: Path, shard: int, start: int, stop: int) -> dict | None:
@@ -205,40 +224,43 @@ class GraphCache:
         fingerprint = builder.fingerprint()
         folder = self.folder(builder, fingerprint)
         folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / "fingerprint.json").exists():
-            _write_json(folder / "fingerprint.json", {"schema_version": SCHEMA_VERSION, **fingerprint})
-        total = len(builder)
-        bounds = [(k, s, min(s + self.shard_size, total)) for k, s in enumerate(range(0, total, self.shard_size))]
-        sidecars = {k: _valid_shard(folder, k, s, e) for k, s, e in bounds}
-        todo = [(k, s, e, str(folder), on_bad) for k, s, e in bounds if sidecars[k] is None]
-        bar = tqdm(total=total, desc=description, disable=not progress or not todo, leave=False, unit="graph")
-        bar.update(sum(e - s for k, s, e in bounds if sidecars[k] is not None))
-        if workers > 0 and len(todo) > 1:
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=_init_worker, initargs=(builder,)) as pool:
-                for shard, _, _ in pool.imap_unordered(_build_shard, todo):
-                    bar.update(bounds[shard][2] - bounds[shard][1])
-        else:
-            for shard, start, stop, _, _ in todo:
-                build_shard(builder, shard, start, stop, folder, on_bad)
-                bar.update(stop - start)
-        bar.close()
-        stores, skipped, digests = [], [], []
-        for k, start, stop in bounds:
-            sidecar = _valid_shard(folder, k, start, stop)
-            if sidecar is None:
-                raise RuntimeError(f"cache shard {k} of {folder} did not build correctly")
-            if not mmap:
-                stores.append(GraphStore.load(folder / f"shard_{k:05d}.pt"))
-            skipped.extend(sidecar["skipped"])
-            digests.append(sidecar["sha256"])
-        if mmap and bounds:
-            if not is_consolidated(folder / "mmap", digests):
-                shards = [folder / f"shard_{k:05d}.pt" for k, _, _ in bounds]
-                consolidate(shards, folder / "mmap", digests)
-            store = load_mmap(folder / "mmap", fingerprint)
-        else:
-            store = GraphStore.concat(stores) if stores else GraphStore.from_graphs([])
+        with build_lock(folder):  # a second builder of this entry waits, then reuses the shards
+            for stale in folder.glob(".shard_*.tmp"):  # left by a builder that died: none runs now
+                stale.unlink(missing_ok=True)
+            if not (folder / "fingerprint.json").exists():
+                _write_json(folder / "fingerprint.json", {"schema_version": SCHEMA_VERSION, **fingerprint})
+            total = len(builder)
+            bounds = [(k, s, min(s + self.shard_size, total)) for k, s in enumerate(range(0, total, self.shard_size))]
+            sidecars = {k: _valid_shard(folder, k, s, e) for k, s, e in bounds}
+            todo = [(k, s, e, str(folder), on_bad) for k, s, e in bounds if sidecars[k] is None]
+            bar = tqdm(total=total, desc=description, disable=not progress or not todo, leave=False, unit="graph")
+            bar.update(sum(e - s for k, s, e in bounds if sidecars[k] is not None))
+            if workers > 0 and len(todo) > 1:
+                context = multiprocessing.get_context("spawn")
+                with context.Pool(workers, initializer=_init_worker, initargs=(builder,)) as pool:
+                    for shard, _, _ in pool.imap_unordered(_build_shard, todo):
+                        bar.update(bounds[shard][2] - bounds[shard][1])
+            else:
+                for shard, start, stop, _, _ in todo:
+                    build_shard(builder, shard, start, stop, folder, on_bad)
+                    bar.update(stop - start)
+            bar.close()
+            stores, skipped, digests = [], [], []
+            for k, start, stop in bounds:
+                sidecar = _valid_shard(folder, k, start, stop)
+                if sidecar is None:
+                    raise RuntimeError(f"cache shard {k} of {folder} did not build correctly")
+                if not mmap:
+                    stores.append(GraphStore.load(folder / f"shard_{k:05d}.pt"))
+                skipped.extend(sidecar["skipped"])
+                digests.append(sidecar["sha256"])
+            if mmap and bounds:
+                if not is_consolidated(folder / "mmap", digests):
+                    shards = [folder / f"shard_{k:05d}.pt" for k, _, _ in bounds]
+                    consolidate(shards, folder / "mmap", digests)
+                store = load_mmap(folder / "mmap", fingerprint)
+            else:
+                store = GraphStore.concat(stores) if stores else GraphStore.from_graphs([])
         store.meta = fingerprint
         if skipped:
             LOG.warning("skipped %d of %d items (%s); first: %s", len(skipped), total, folder, skipped[0]["reason"])

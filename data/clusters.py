@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from data.atomic import atomic_path
 from data.cache import default_cache_dir
 from data.store import GraphStore
 
@@ -76,6 +77,6 @@ def object_clusters(
     LOG.info("k-means: %d clusters over %d object tokens", clusters, len(features))
     centroids = fit_kmeans(features, clusters, seed, device)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(centroids, path.with_suffix(".tmp"))
-    path.with_suffix(".tmp").replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(centroids, tmp)
     return centroids

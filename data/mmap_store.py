@@ -10,13 +10,13 @@ drop them again, so resident memory follows the batches, not the dataset.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from data.atomic import write_text_atomic
 from data.store import GraphStore
 
 INDEX = "index.json"
@@ -78,9 +78,7 @@ def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = No
         "negatives": negatives,
         "shards": digests or [],
     }
-    tmp = folder / (INDEX + ".tmp")
-    tmp.write_text(json.dumps(index))
-    os.replace(tmp, folder / INDEX)
+    write_text_atomic(folder / INDEX, json.dumps(index))
     return folder
 
 

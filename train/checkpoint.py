@@ -10,13 +10,14 @@ from graphs.schema import SCHEMA_VERSION
 from models import GraphCLIP, GraphCLIPConfig
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """A checkpoint written by train/run.py, loaded with weights_only=True."""
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
+    """A checkpoint written by train/run.py, loaded with weights_only=True; `mmap` maps its
+    tensors instead of reading them (a quick check that the file is whole)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # truncated or foreign files fail in many ways
         raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
     missing = {"model", "model_config", "schema_version"} - set(state)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from data.atomic import fault_point
 from data.loader import GraphLoader
 from models.objectives import choose_hidden
 
@@ -80,18 +81,22 @@ def train_epoch(
     progress: bool = True,
     description: str = "train",
     objectives: Objectives | None = None,
+    totals: EpochTotals | None = None,
 ) -> dict[str, float]:
     """Train over `loader` from its `start`-th batch; call `after_step(batches_done)` after each step.
 
     `model` may be wrapped in DistributedDataParallel; its text encoder is
-    reached through `.module` then. Returns the mean loss, samples/s and the
-    share of time spent waiting for data (collation included).
+    reached through `.module` then. `totals` holds the sums of the epoch's
+    batches before `start` (a resumed epoch) and is updated before each
+    `after_step`. Returns the epoch's mean loss (and auxiliary losses) over all
+    its batches; samples/s and the share of time spent waiting for data
+    (collation included) of the batches trained in this call.
     """
     core = getattr(model, "module", model)
     objectives = objectives or Objectives()
+    totals = totals if totals is not None else EpochTotals()
     model.train()
-    total_loss, samples, data_wait = 0.0, 0, 0.0
-    aux_totals: dict[str, float] = {}
+    samples, data_wait = 0, 0.0
     start_time = last = time.perf_counter()
     bar = tqdm(
         total=len(loader), initial=start, desc=description, disable=not progress, leave=False, dynamic_ncols=True
@@ -121,14 +126,14 @@ def train_epoch(
                 loss = loss + objectives.tokenprop_weight * out.aux["tokenprop"]
             if "mim" in out.aux:
                 loss = loss + objectives.mim_weight * out.aux["mim"]
-        for key, value in out.aux.items():
-            aux_totals[key] = aux_totals.get(key, 0.0) + value.item() * batch.num_graphs
+        aux = {key: value.item() * batch.num_graphs for key, value in out.aux.items()}
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
         else:
             loss.backward()
+        fault_point("step")
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         if scaler is not None:
@@ -139,7 +144,7 @@ def train_epoch(
         scheduler.step()
         with torch.no_grad():
             core.logit_scale.clamp_(0, math.log(100))
-        total_loss += loss.item() * batch.num_graphs
+        totals.add(loss.item() * batch.num_graphs, batch.num_graphs, aux)
         samples += batch.num_graphs
         last = time.perf_counter()
         bar.update(1)
@@ -153,12 +158,29 @@ def train_epoch(
     bar.close()
     elapsed = max(time.perf_counter() - start_time, 1e-9)
     stats = {
-        "train_loss": total_loss / max(samples, 1),
+        "train_loss": totals.loss / max(totals.graphs, 1),
         "samples_per_s": samples / elapsed,
         "data_wait": data_wait / elapsed,
     }
-    stats.update({f"train_{key}": value / max(samples, 1) for key, value in aux_totals.items()})
+    stats.update({f"train_{key}": value / max(totals.graphs, 1) for key, value in totals.aux.items()})
     return stats
+
+
+@dataclass
+class EpochTotals:
+    """Sums over the batches of an epoch so far: graph-weighted loss, graphs, and the
+    graph-weighted auxiliary losses. A mid-epoch checkpoint carries them, so that a
+    resumed epoch reports the means an uninterrupted one would."""
+
+    loss: float = 0.0
+    graphs: int = 0
+    aux: dict[str, float] = field(default_factory=dict)
+
+    def add(self, loss: float, graphs: int, aux: dict[str, float]) -> None:
+        self.loss += loss
+        self.graphs += graphs
+        for key, value in aux.items():
+            self.aux[key] = self.aux.get(key, 0.0) + value
 
 
 def hard_negative_clip_loss(

@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
 import time
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 # PyG scripts a few modules at import; torch 2.14 warns for each. Not ours to fix.
@@ -26,6 +28,7 @@ from open_clip.loss import ClipLoss
 from torch.nn.parallel import DistributedDataParallel
 
 from data import open_dataset
+from data.atomic import fault_point
 from data.cli import add_data_arguments, check_drop_edge_types, data_options
 from data.clusters import object_clusters
 from data.loader import GraphLoader, epoch_generator
@@ -41,8 +44,8 @@ from models.token_norm import TOKEN_NORMS
 from train.checkpoint import check_state_fits, load_checkpoint
 from train.config import explicit_flags, merge, read_config
 from train.distributed import World, barrier, close_world, device_from_flag, init_world
-from train.loop import Objectives, make_optimizer, train_epoch, warmup_cosine
-from train.rundir import LOG, RunDir
+from train.loop import EpochTotals, Objectives, make_optimizer, train_epoch, warmup_cosine
+from train.rundir import LOG, RunDir, read_results
 
 # Flags a resumed run never takes from its params.json (the others come from it unless given again).
 RUN_LOCAL_FLAGS = {"resume", "out", "config"}
@@ -166,6 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<graph-type>-<time>)")
     run.add_argument("--resume", help="'latest' (the run in --out) or a checkpoint path: continue exactly")
     run.add_argument("--save-every-steps", type=int, default=0, help="also checkpoint every N steps (0: per epoch)")
+    run.add_argument(
+        "--keep-step-checkpoints",
+        type=non_negative,
+        default=2,
+        metavar="N",
+        help="keep the newest N step_*.pt files of --save-every-steps, delete older ones (0: keep all); "
+        "epoch checkpoints and latest.pt are always kept",
+    )
     run.add_argument("--report-to", choices=("none", "tensorboard"), default="none", help="also log to TensorBoard")
     run.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
@@ -184,9 +195,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]
         if args.resume:
             checkpoint = resume_checkpoint(args)
             params_path = checkpoint.parents[1] / "params.json"
-            saved = {k: v for k, v in read_config(params_path).items() if k in vars(args)}
+            params = read_config(params_path)
+            saved = {k: v for k, v in params.items() if k in vars(args)}
             merge(parser, args, explicit | RUN_LOCAL_FLAGS, saved, str(params_path))
             args.out = checkpoint.parents[1]
+            check_resume(args, params, params_path, checkpoint)
         try:
             args.drop_edge_types = check_drop_edge_types(args.drop_edge_types, args.edge_schema)
         except ValueError as error:
@@ -206,8 +219,51 @@ def resume_checkpoint(args: argparse.Namespace) -> Path:
     else:
         path = Path(args.resume)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+        hint = ""
+        if args.resume == "latest" and path.parent.is_dir():
+            hint = f" (it stopped before its first checkpoint: run it again with another --out, or delete {args.out})"
+        raise FileNotFoundError(f"no checkpoint to resume from at {path}{hint}")
     return path
+
+
+def check_resume(args: argparse.Namespace, params: dict, params_path: Path, checkpoint: Path) -> None:
+    """Refuse a resume whose position would mean other batches, or whose files are damaged.
+
+    Batch k of epoch e is a slice of the epoch's order of `batch_size *
+    world_size` graphs, cut into one share per process: another process count or
+    batch size would continue from other graphs. The checkpoint must be
+    readable and results.jsonl must be JSON lines (a torn last line is allowed;
+    the run drops it).
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if params.get("world_size", world_size) != world_size:
+        raise ValueError(
+            f"{params_path}: the run was trained by {params['world_size']} process(es) and this resume has "
+            f"{world_size}; batch k of an epoch means other graphs in another world size: resume it with "
+            f"{params['world_size']} process(es) (torchrun --nproc-per-node {params['world_size']})"
+        )
+    if params.get("batch_size", args.batch_size) != args.batch_size:
+        raise ValueError(
+            f"{params_path}: the run was trained with batch size {params['batch_size']} per process and this "
+            f"resume asks for --batch-size {args.batch_size}; batch k of an epoch means other graphs with "
+            "another batch size: leave --batch-size out to resume"
+        )
+    try:  # a damaged file is named here, before any data is built
+        load_checkpoint(checkpoint, mmap=True)
+    except ValueError as error:
+        others = sorted(p.name for p in checkpoint.parent.glob("*.pt") if p != checkpoint)
+        hint = f"; the run's other checkpoints: {', '.join(others)} (resume one with --resume PATH)" if others else ""
+        raise ValueError(f"{error}{hint}") from None
+    results = args.out / "results.jsonl"
+    if results.is_file():
+        read_results(results)
+
+
+def non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
+    return number
 
 
 def seed_everything(seed: int) -> None:
@@ -312,7 +368,11 @@ class Trainer:
         self.precision = args.precision or ("bf16" if self.device.type == "cuda" else "fp32")
         self.progress = not args.no_progress and world.is_main
         out = args.out or Path("runs") / f"{args.graph_type}-{time.strftime('%Y%m%d-%H%M%S')}"
-        self.run_dir = RunDir(out, resume=checkpoint is not None) if world.is_main else None
+        self.run_dir = (
+            RunDir(out, resume=checkpoint is not None, keep_step_checkpoints=args.keep_step_checkpoints)
+            if world.is_main
+            else None
+        )
         self.writer = None
         try:
             self.setup(checkpoint)
@@ -377,6 +437,8 @@ class Trainer:
                 self.train_set.store, args.mim_clusters, args.seed, args.cache_dir, self.device.type
             )
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self.epoch_totals = EpochTotals()
+        self.resumed_generator: torch.Tensor | None = None  # the MIM hiding generator of a resumed epoch
         if checkpoint is not None:
             self.restore(checkpoint)
         self.network = self.model
@@ -405,6 +467,17 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
         set_rng_state(state["rng"])
+        if self.batch_in_epoch:  # inside an epoch: continue its sums and its hiding draws
+            if "epoch_totals" not in state:
+                LOG.warning(
+                    "%s predates carried epoch sums: epoch %d's train_loss will average only the batches "
+                    "after the resume, and MIM hides other tokens than an uninterrupted run",
+                    path,
+                    self.epoch + 1,
+                )
+            else:
+                self.epoch_totals = EpochTotals(**state["epoch_totals"])
+                self.resumed_generator = state["mim_generator"]
         if self.run_dir:
             dropped = self.run_dir.truncate_results(self.step)
             LOG.info(
@@ -426,6 +499,8 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "step": self.step,
             "rng": rng_state(),
+            "epoch_totals": asdict(self.epoch_totals),
+            "mim_generator": self.objectives.generator.get_state(),
             "model_config": self.model.config.to_dict(),
             "graph_type": self.args.graph_type,
             "schema_version": SCHEMA_VERSION,
@@ -442,6 +517,7 @@ class Trainer:
     def evaluate(self) -> dict:
         """Retrieval on the validation set: every caption (t2i_R@1 ...) and, the seed paper's
         protocol, one caption per image drawn with a fixed seed (t2i_R@1_1cap ...)."""
+        fault_point("evaluate")
         embeddings = embed_dataset(self.model, self.val_set, self.args.batch_size, self.device)
         return retrieval_metrics(*embeddings) | one_caption_metrics(*embeddings)
 
@@ -470,6 +546,9 @@ class Trainer:
             started = time.perf_counter()
             self.loader.set_epoch(self.epoch)
             self.objectives.generator = epoch_generator(args.seed, self.epoch, 2)
+            if self.resumed_generator is not None:
+                self.objectives.generator.set_state(self.resumed_generator)
+                self.resumed_generator = None
             stats = train_epoch(
                 self.network,
                 self.loader,
@@ -485,14 +564,15 @@ class Trainer:
                 progress=self.progress,
                 description=f"epoch {self.epoch + 1}/{args.epochs}",
                 objectives=self.objectives,
+                totals=self.epoch_totals,
             )
-            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            self.epoch, self.batch_in_epoch, self.epoch_totals = self.epoch + 1, 0, EpochTotals()
             if self.world.is_main:
                 metrics = self.evaluate()
                 record = {"epoch": self.epoch, "step": self.step, "split": "val", **stats, **metrics}
                 record["epoch_seconds"] = time.perf_counter() - started
+                self.run_dir.append_result(record)  # before the checkpoint: a resume drops it if that never came
                 self.run_dir.save_checkpoint(self.state(), f"epoch_{self.epoch}")
-                self.run_dir.append_result(record)
                 self.report(record)
             barrier(self.world)
         if not metrics and self.world.is_main:  # resumed a finished run

@@ -107,3 +107,37 @@ def test_a_rebuilt_shard_keeps_the_map_whole(tmp_path):
     again.fingerprint = SyntheticBuilder("val", 10).fingerprint
     store, report = cache.load_or_build(again, progress=False, mmap=True)
     assert report.rebuilt_shards == 1 and len(store) == 10
+
+
+def build_in_a_process(root, start, results):
+    import hashlib
+
+    start.wait()  # both processes build at once
+    store, report = GraphCache(root, shard_size=1).load_or_build(SyntheticBuilder("val", 12), progress=False)
+    digest = hashlib.sha256()
+    for key in sorted(store.nodes):
+        digest.update(store.nodes[key].numpy().tobytes())
+    results.put((store.names, store.captions, digest.hexdigest(), report.rebuilt_shards))
+
+
+@pytest.mark.slow
+def test_two_processes_building_one_cache_end_with_the_same_valid_graphs(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(2), context.Queue()
+    builders = [context.Process(target=build_in_a_process, args=(tmp_path, start, results)) for _ in range(2)]
+    for process in builders:
+        process.start()
+    outcomes = [results.get(timeout=300) for _ in builders]
+    for process in builders:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    (names, captions, digest, _), second = outcomes
+    assert second[:3] == (names, captions, digest) and names == [f"val/{k}" for k in range(12)]
+    assert sorted(outcome[3] for outcome in outcomes) == [0, 12]  # one built every shard, the other reused them
+    again = CountingBuilder(12)
+    again.fingerprint = SyntheticBuilder("val", 12).fingerprint
+    store, report = GraphCache(tmp_path, shard_size=1).load_or_build(again, progress=False)
+    assert again.built == [] and report.reused_shards == 12 and store.names == names
+    assert not list(tmp_path.rglob("*.tmp"))

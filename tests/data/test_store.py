@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch_geometric.data import Batch
 
@@ -42,17 +43,11 @@ def test_concat_keeps_order_and_offsets():
 
 def test_loading_something_else_is_a_clear_error(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00" * 10)
-    try:
+    with pytest.raises(ValueError, match="junk.pt: not a readable graph store"):
         GraphStore.load(tmp_path / "junk.pt")
-    except ValueError as error:
-        assert "junk.pt: not a readable graph store" in str(error)
-    else:
-        raise AssertionError("loaded junk")
     torch.save({"format": "other"}, tmp_path / "other.pt")
-    try:
+    with pytest.raises(ValueError, match="other.pt: not a semgraph graph store"):
         GraphStore.load(tmp_path / "other.pt")
-    except ValueError as error:
-        assert "not a semgraph graph store" in str(error)
 
 
 def test_collate_equals_pyg_batching():

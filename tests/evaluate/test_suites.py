@@ -43,7 +43,9 @@ def test_relation_swap_negatives_are_false_and_positives_true():
 
 
 def test_attribute_swap_negatives_describe_no_object_pair_of_the_scene():
-    for item in attribute_swap(60):
+    items = attribute_swap(60)
+    assert len(items) == 60
+    for item in items:
         scene = scene_of(item["image"])
         described = {(o.colour, o.shape) for o in scene.objects} | {(o.size, o.shape) for o in scene.objects}
         true, false = item["captions"]

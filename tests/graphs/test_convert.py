@@ -19,6 +19,7 @@ def test_networkx_counts_and_attributes_match_the_graph():
     node = graph.nodes["object:3"]
     assert node["type"] == OBJECT and node["index"] == 3 and node["label"] == 8
     assert np.allclose(node["box"], data[OBJECT].box[3].tolist())
+    assert data[RELATION].num_nodes > 0  # else the checks of relations below check nothing
     for r in range(data[RELATION].num_nodes):
         predicate = PREDICATES[int(data[RELATION].predicate[r])]
         assert graph.nodes[f"relation:{r}"]["label"] == predicate

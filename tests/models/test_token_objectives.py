@@ -62,10 +62,17 @@ def test_hidden_share_per_graph_at_least_one():
 
 
 def test_tokenprop_decoder_is_zero_for_a_perfect_reconstruction():
-    decoder = TokenPropDecoder({"a": 4}, width=4)
-    x = torch.randn(5, 4)
-    loss = decoder([torch.zeros(5, 4)], [x])
+    decoder = TokenPropDecoder({"a": 4, "b": 3}, width=4)
+    x, y = torch.randn(5, 4), torch.randn(2, 3)
+    loss = decoder([torch.zeros(5, 4), torch.zeros(2, 4)], [x, y])
     assert loss > 0
+    perfect = TokenPropDecoder({"a": 4, "b": 3}, width=4)
+    perfect.decoders["a"], perfect.decoders["b"] = torch.nn.Identity(), torch.nn.Identity()
+    # outputs that decode to the (layer-normalised) inputs themselves: nothing left to reconstruct
+    reconstructed = [torch.nn.functional.layer_norm(x, (4,)), torch.nn.functional.layer_norm(y, (3,))]
+    assert perfect(reconstructed, [x, y]) == 0
+    # a second way: a decoder that outputs zeros costs the mean square of the normalised targets
+    decoder = TokenPropDecoder({"a": 4}, width=4)
     for module in decoder.decoders["a"]:
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.zeros_(module.weight)
@@ -84,12 +91,17 @@ def test_torch_kmeans_finds_separated_clusters():
     assert len(set(labels.tolist())) == 3
 
 
-def test_object_clusters_are_cached(tmp_path):
+def test_object_clusters_are_cached(tmp_path, monkeypatch):
     store = SyntheticGraphs("val", 30).store
     first = object_clusters(store, 4, seed=0, cache_dir=tmp_path)
     assert first.shape == (4, store.nodes["object/x"].size(1))
     cached = list((tmp_path / "kmeans").glob("*.pt"))
-    assert len(cached) == 1
+    assert len(cached) == 1 and torch.equal(torch.load(cached[0], weights_only=True), first)
+
+    def never(*args, **kwargs):
+        raise AssertionError("k-means ran again instead of reading its cache")
+
+    monkeypatch.setattr("data.clusters.fit_kmeans", never)
     assert torch.equal(object_clusters(store, 4, seed=0, cache_dir=tmp_path), first)
 
 

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +40,8 @@ def argv(tmp_path, out, *extra):
         "--no-progress",
         "--threads",
         "1",
+        "--device",
+        "cpu",  # exact equality of runs: no nondeterministic GPU kernels
         *extra,
     ]
 
@@ -82,6 +85,7 @@ def test_a_run_killed_by_a_signal_resumes_to_the_same_metrics(tmp_path):
     assert 4 <= state["step"] < 9 and not (out / "checkpoints" / "epoch_3.pt").exists(), "killed in the middle"
     resumed = main(["--resume", "latest", "--out", str(out), "--no-progress"])
     assert resumed == whole
+    assert train_losses(out) == train_losses(tmp_path / "whole")
 
 
 def test_resume_needs_a_checkpoint(tmp_path, capsys):
@@ -116,9 +120,21 @@ def test_config_file_errors_name_the_file_and_flag(tmp_path, capsys):
     assert "graph_type must be one of hetero, homo, patch" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_reduced_precision_trains_on_the_cpu(tmp_path, precision):
-    final = main(argv(tmp_path, tmp_path / precision, "--precision", precision, "--epochs", "1"))
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_reduced_precision_trains_on_the_cpu(tmp_path, precision, dtype):
+    """The training steps run under autocast: their linear layers compute in the reduced dtype."""
+    seen = set()
+
+    def record(module, inputs, output):
+        if module.training and isinstance(module, torch.nn.Linear):
+            seen.add(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        final = main(argv(tmp_path, tmp_path / precision, "--precision", precision, "--epochs", "1"))
+    finally:
+        hook.remove()
+    assert seen == {dtype}
     assert 0 <= final["t2i_R@1"] <= 1
 
 
@@ -165,3 +181,169 @@ def test_data_on_device_trains_exactly_like_the_host_path(tmp_path):
     host = main(argv(tmp_path, tmp_path / "host", "--epochs", "2"))
     resident = main(argv(tmp_path, tmp_path / "resident", "--epochs", "2", "--data-on-device"))
     assert resident == host
+
+
+def params_of(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+def assert_same_parameters(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def train_losses(out):
+    return [json.loads(line)["train_loss"] for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("objective", ["clip", "mim"])
+def test_a_run_stopped_inside_an_epoch_resumes_to_the_same_numbers(tmp_path, objective):
+    """Stopped after step 4 (the first batch of epoch 2 of 3 steps each), resumed: every
+    deterministic figure equals the uninterrupted run's, the epoch's train_loss and the
+    MIM hiding draws of the rest of the epoch included."""
+    extra = ["--epochs", "2", "--save-every-steps", "1", "--keep-step-checkpoints", "0"]
+    if objective == "mim":
+        extra += ["--objective", "mim", "--mim-clusters", "4"]
+    whole = tmp_path / "whole"
+    expected = main(argv(tmp_path, whole, *extra))
+    stopped = tmp_path / "stopped"
+    shutil.copytree(whole, stopped)
+    (stopped / "checkpoints" / "step_4.pt").replace(stopped / "checkpoints" / "latest.pt")
+    assert torch.load(stopped / "checkpoints" / "latest.pt", weights_only=True)["batch_in_epoch"] == 1
+    resumed = main(["--resume", "latest", "--out", str(stopped), "--no-progress"])
+    assert resumed == expected
+    assert train_losses(stopped) == train_losses(whole)
+    assert_same_parameters(params_of(stopped / "checkpoints/latest.pt"), params_of(whole / "checkpoints/latest.pt"))
+
+
+def test_step_checkpoints_keep_the_newest_few(tmp_path):
+    out = tmp_path / "run"
+    main(argv(tmp_path, out, "--epochs", "2", "--save-every-steps", "1", "--keep-step-checkpoints", "2"))
+    # steps 1, 2, 4, 5 are step files (3 and 6 end an epoch and are epoch files)
+    names = sorted(path.name for path in (out / "checkpoints").iterdir())
+    assert names == ["epoch_1.pt", "epoch_2.pt", "latest.pt", "step_4.pt", "step_5.pt"]
+
+
+def test_pruning_never_deletes_the_newest_step_file_nor_later_ones(tmp_path):
+    from train.rundir import RunDir
+
+    run = RunDir(tmp_path / "run", keep_step_checkpoints=1)
+    try:
+        for step in (1, 2, 3):
+            run.save_checkpoint({"step": step}, f"step_{step}")
+        folder = tmp_path / "run" / "checkpoints"
+        assert sorted(p.name for p in folder.iterdir()) == ["latest.pt", "step_3.pt"]
+        assert torch.load(folder / "latest.pt") == torch.load(folder / "step_3.pt") == {"step": 3}
+        # resumed from an earlier checkpoint: the files of the abandoned later steps stay until overwritten
+        run.save_checkpoint({"step": 2}, "step_2")
+        assert sorted(p.name for p in folder.iterdir()) == ["latest.pt", "step_2.pt", "step_3.pt"]
+        run.save_checkpoint({"step": 1}, "epoch_1")
+        assert sorted(p.name for p in folder.iterdir()) == ["epoch_1.pt", "latest.pt", "step_2.pt", "step_3.pt"]
+    finally:
+        run.close()
+    assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*"))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished 2-epoch run to copy and damage."""
+    root = tmp_path_factory.mktemp("finished")
+    main(argv(root, root / "run", "--epochs", "2"))
+    return root / "run"
+
+
+def copied(finished_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    return out
+
+
+def resume_error(out, capsys, *extra):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--resume", "latest", "--out", str(out), "--no-progress", *extra])
+    assert stopped.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_resume_refuses_another_world_size(finished_run, tmp_path, capsys, monkeypatch):
+    out = copied(finished_run, tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    err = resume_error(out, capsys)
+    assert f"error: {out / 'params.json'}: the run was trained by 1 process(es) and this resume has 2" in err
+
+
+def test_resume_refuses_another_batch_size(finished_run, tmp_path, capsys):
+    out = copied(finished_run, tmp_path)
+    err = resume_error(out, capsys, "--batch-size", "8")
+    assert f"error: {out / 'params.json'}: the run was trained with batch size 16" in err
+    assert "asks for --batch-size 8" in err
+
+
+def test_a_damaged_checkpoint_is_named(finished_run, tmp_path, capsys):
+    out = copied(finished_run, tmp_path)
+    latest = out / "checkpoints" / "latest.pt"
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
+    err = resume_error(out, capsys)
+    assert f"error: {latest}: not a readable checkpoint" in err
+    assert "the run's other checkpoints: epoch_1.pt, epoch_2.pt (resume one with --resume PATH)" in err
+
+
+def test_a_damaged_results_line_is_named(finished_run, tmp_path, capsys):
+    out = copied(finished_run, tmp_path)
+    lines = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text(lines[0][:-7] + "\n" + lines[1] + "\n")
+    err = resume_error(out, capsys)
+    assert f"error: {out / 'results.jsonl'}: line 1 is not a JSON record" in err
+
+
+def test_a_torn_last_results_line_is_dropped_and_said(finished_run, tmp_path):
+    out = copied(finished_run, tmp_path)
+    (out / "checkpoints" / "epoch_1.pt").replace(out / "checkpoints" / "latest.pt")
+    lines = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # killed mid-write
+    main(["--resume", "latest", "--out", str(out), "--no-progress"])
+    again = (out / "results.jsonl").read_text().splitlines()
+    assert again[0] == lines[0] and [json.loads(line)["epoch"] for line in again] == [1, 2]
+    assert json.loads(again[1])["train_loss"] == json.loads(lines[1])["train_loss"]
+    assert "dropped its last line, torn by an interrupted write" in (out / "out.log").read_text()
+
+
+def test_temporary_files_of_interrupted_writes_are_removed_on_resume(finished_run, tmp_path):
+    out = copied(finished_run, tmp_path)
+    left = [out / ".params.json.k3j2.tmp", out / "checkpoints" / ".latest.pt.x9q1.tmp"]
+    for path in left:
+        path.write_bytes(b"half a file")
+    main(["--resume", "latest", "--out", str(out), "--no-progress"])
+    assert not any(path.exists() for path in left)
+    assert f"removed {left[1]}, left by an interrupted write" in (out / "out.log").read_text()
+
+
+def test_params_json_is_replaced_whole(finished_run, tmp_path, monkeypatch):
+    """A resume rewrites params.json through a temporary file that replaces it, so a kill never leaves half."""
+    import os
+
+    out = copied(finished_run, tmp_path)
+    replaced = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (replaced.append(Path(dst)), real_replace(src, dst)))
+    main(["--resume", "latest", "--out", str(out), "--no-progress"])
+    assert out / "params.json" in replaced
+    assert json.loads((out / "params.json").read_text())["epochs"] == 2
+
+
+def test_a_last_results_line_without_its_newline_is_kept_and_ended(tmp_path):
+    from train.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    try:
+        unended = '{"step": 3, "train_loss": 1.5}\n{"step": 6, "train_loss": 1.25}'
+        (tmp_path / "run" / "results.jsonl").write_text(unended)
+        assert run.truncate_results(6) == 0
+        run.append_result({"step": 9, "train_loss": 1.0})
+        records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in records] == [3, 6, 9]
+        assert run.truncate_results(3) == 2
+        assert (tmp_path / "run" / "results.jsonl").read_text() == '{"step": 3, "train_loss": 1.5}\n'
+    finally:
+        run.close()
