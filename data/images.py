@@ -13,7 +13,7 @@ from torch_geometric.data import HeteroData
 
 from data.cache import BadItem, GraphBuilder, file_digest, folder_digest
 from data.coco import load_image
-from data.datasets import stored_graph_type
+from data.datasets import check_featurizer, stored_graph_type
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
@@ -130,6 +130,7 @@ class ImageFolderBuilder(GraphBuilder):
         self.source = source or TokenSource()
         self.featurizer = featurizer or Featurizer()
         self.max_relations, self.graph_type = max_relations, stored_graph_type(graph_type)
+        check_featurizer(self.featurizer, graph_type, f"token source {self.source.kind}", self.source.kind == "tokens")
 
     def __len__(self) -> int:
         return len(self.names)

@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--maskrcnn-weights", help="local Mask R-CNN weights (--token-source maskrcnn)")
     parser.add_argument("--max-relations", type=int, default=20, help="geometric relations, nearest pairs first")
     parser.add_argument("--graph-type", choices=("hetero", "patch"), default="hetero")
+    parser.add_argument(
+        "--on-bad-image",
+        choices=("error", "skip"),
+        default="error",
+        help="a broken annotation elsewhere in the file (unknown image or category): stop with an error naming "
+        "it, or leave it out, counted, and show the item",
+    )
     parser.add_argument("--drop-edge-types", default="", help="comma-separated edge types to empty first")
     parser.add_argument(
         "--twin",
@@ -109,6 +116,7 @@ def item_from_dataset(args: argparse.Namespace):
         maskrcnn_weights=args.maskrcnn_weights,
         train_size=args.index + 1,
         val_size=args.index + 1,
+        on_bad=args.on_bad_image,
     )
     split = args.split if args.dataset == "synthetic" else "train"
     if args.twin and args.dataset != "synthetic":

@@ -66,3 +66,13 @@ def test_inspect_a_twin(tmp_path, capsys):
         main(["--index", "2", "--twin", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="--twin shows the synthetic world"):
         main(["--dataset", "coco", "--coco-root", str(tmp_path), "--twin", "--out", str(tmp_path)])
+
+
+def test_inspect_a_coco_export_with_one_bad_annotation(tmp_path, capsys):
+    bad = {"id": 77, "image_id": 9, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5]]}
+    write_coco(tmp_path / "coco", extra_annotations=[bad])
+    argv = ["--dataset", "coco", "--coco-root", str(tmp_path / "coco"), "--split", "val2017", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="instances_val2017.json: annotation 77 names unknown image 9"):
+        main(argv)
+    main([*argv, "--on-bad-image", "skip"])
+    assert "object:1      cat" in capsys.readouterr().out
