@@ -205,7 +205,7 @@ def coco_argv(tmp_path, root, *extra):
         "--cache-dir",
         str(tmp_path / "cache"),
         *extra,
-    )[2:]  # no --train-size on COCO
+    )[4:]  # no --train-size, --val-size on COCO
 
 
 def test_a_coco_annotation_naming_an_unknown_image_is_an_error_without_traceback(tmp_path):
