@@ -226,7 +226,7 @@ def vision_problems(args: argparse.Namespace) -> list[str]:
 
 def run_problems(args: argparse.Namespace) -> list[str]:
     out = []
-    for name in ("init_from", "text_checkpoint"):
+    for name in ("init_from", "text_checkpoint", "backbone_weights"):
         path = getattr(args, name)
         if path is not None and not Path(path).is_file():
             out.append(f"{flag(name)} {path} does not exist")

@@ -71,6 +71,10 @@ REFUSED = [
     (["--lr", "0"], "--lr 0.0 must be above 0"),
     (["--mim-weight", "0.5", "--mim-ratio", "1.5"], "--mim-ratio 1.5 must be in (0, 1]"),
     (["--init-from", "missing.pt"], "--init-from missing.pt does not exist"),
+    (
+        ["--featurizer", "backbone", "--backbone", "timm:resnet18", "--backbone-weights", "no.pt"],
+        "--backbone-weights no.pt does not exist",
+    ),
 ]
 
 
