@@ -137,6 +137,15 @@ OPTIONS = {
     ),
     "tokenprop": (["--tokenprop-weight", "0.5"], lambda seen: seen["objectives"].tokenprop_weight == 0.5),
     "token-norm": (["--token-norm", "moto"], lambda seen: seen["params"]["model"]["graph"]["token_norm"] == "moto"),
+    "backbone": (
+        ["--featurizer", "backbone", "--backbone", "timm:resnet10t"],
+        lambda seen: seen["batches"][0]["object"].x.shape[1] == 512,  # resnet10t's channels, not pixel crops
+    ),
+    "edge-bias": (["--edge-bias", "none"], lambda seen: seen["params"]["model"]["graph"]["edge_bias"] == "none"),
+    "save-every-steps": (
+        ["--save-every-steps", "1"],
+        lambda seen: (seen["run"] / "checkpoints" / "step_1.pt").is_file(),
+    ),
     "vision": (
         ["--vision", "timm:resnet10t", "--vision-image-size", "32"],
         lambda seen: tuple(seen["batches"][0]["image"].pixels.shape[1:]) == (3, 32, 32),
@@ -187,6 +196,7 @@ def test_every_option_works_through_each_data_path_or_is_refused(
     monkeypatch.setattr(train.run, "train_epoch", recording_train_epoch)
     final = main(argv)
     seen["params"] = json.loads((tmp_path / "run" / "params.json").read_text())
+    seen["run"] = tmp_path / "run"
     assert final["epoch"] == 1 and seen["batches"]
     assert seen["params"][path.replace("-", "_")] is True
     assert happened(seen), option
