@@ -7,10 +7,11 @@ Choices (documented in the README):
 - Crowd regions (``iscrowd=1``) cover many things at once, so they are not
   object tokens; they are counted in the log, not silently lost.
 - Degenerate annotations (no polygon of 3 points and positive area, an empty
-  mask) are dropped, counted and named in the log; so are captions naming an
-  image the instances file does not have; an annotation naming an unknown image or category is an
-  error naming the file and the annotation, or a counted skip with
-  ``on_bad='skip'``.
+  mask) and polygons wholly outside their image are dropped, counted and named
+  in the log, and so are captions naming an image the instances file does not
+  have; a polygon thinner than a pixel keeps the pixel under its centre. An
+  annotation naming an unknown image or category is an error naming the file
+  and the annotation, or a counted skip with ``on_bad='skip'``.
 - Objects are kept largest first, at most `max_objects`; relations come from
   geometry (nearest pairs first, at most `max_relations`) or from Visual
   Genome for the images the two datasets share.
@@ -121,6 +122,8 @@ def check_annotations(
             kind = "crowd"
         elif degenerate(annotation):
             kind = "degenerate"
+        elif outside(annotation, coco.imgs[annotation["image_id"]]):
+            kind = "outside the image"
         else:
             usable[annotation["image_id"]].append(annotation)
         if kind:
@@ -307,8 +310,8 @@ class CocoBuilder(GraphBuilder):
         placed, labels = [], []
         for annotation in annotations:
             row, col, crop = rasterise(annotation, height, width)
-            if not crop.any():
-                continue  # degenerate once rasterised
+            if not crop.any():  # thinner than a pixel: the pixel under its centre, as mask_pool does for cells
+                row, col, crop = *centre_pixel(annotation, height, width), np.ones((1, 1), dtype=bool)
             placed.append((row, col, crop))
             labels.append(annotation["category_id"])
             if len(placed) == self.max_objects:
@@ -345,6 +348,24 @@ class CocoBuilder(GraphBuilder):
             graph["image"].pixels = square_pixels(image, self.pixels)
         graph.captions = captions
         return graph, info["file_name"]
+
+
+def centre_pixel(annotation: dict, height: int, width: int) -> tuple[int, int]:
+    """(row, column) of the pixel under the centre of an annotation's points, inside the image."""
+    points = np.concatenate([np.asarray(p, dtype=np.float64) for p in annotation["segmentation"] if len(p) >= 6])
+    x, y = points[0::2].mean(), points[1::2].mean()
+    return int(np.clip(np.floor(y), 0, height - 1)), int(np.clip(np.floor(x), 0, width - 1))
+
+
+def outside(annotation: dict, image: dict) -> bool:
+    """A polygon annotation none of whose points lies within its image (COCO's image entry)."""
+    height, width = image.get("height", 0), image.get("width", 0)
+    segmentation = annotation.get("segmentation")
+    if not isinstance(segmentation, list):
+        return False
+    points = np.concatenate([np.asarray(p, dtype=np.float64) for p in segmentation if len(p) >= 6])
+    xs, ys = points[0::2], points[1::2]
+    return bool(xs.max() < 0 or ys.max() < 0 or xs.min() > width or ys.min() > height)
 
 
 def rasterise(annotation: dict, height: int, width: int) -> tuple[int, int, np.ndarray]:

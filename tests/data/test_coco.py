@@ -186,3 +186,21 @@ def test_captions_naming_unknown_images_are_counted_and_named(tmp_path, caplog):
     assert "captions_val2017.json: captions left out: 2 naming an image not in instances_val2017.json" in caplog.text
     assert "901 (image 42), 902 (image 43)" in caplog.text
     assert 42 not in builder.captions and len(builder) == 3
+
+
+def test_a_polygon_thinner_than_a_pixel_keeps_one_and_one_outside_the_image_is_counted(tmp_path, caplog):
+    import logging
+
+    def annotation(id_, polygon, area):
+        return {"id": id_, "image_id": 3, "category_id": 1, "iscrowd": 0, "area": area, "segmentation": [polygon]}
+
+    sliver = annotation(60, [40.2, 5.2, 40.8, 5.2, 40.2, 5.8], 0.18)  # covers no pixel centre
+    away = annotation(61, [100, 100, 120, 100, 110, 120], 200.0)  # the image is 64 x 48
+    write_coco(tmp_path, extra_annotations=[sliver, away])
+    with caplog.at_level(logging.INFO, logger="semgraph"):
+        builder = CocoBuilder(tmp_path, "val2017")
+    assert builder.problems["outside the image"] == 1 and "1 outside the image (annotation 61)" in caplog.text
+    graph, _ = builder.build(2)
+    assert graph[OBJECT].num_nodes == 2  # the triangle and the sliver
+    np.testing.assert_allclose(graph[OBJECT].area[1].item() * 48 * 64, 1.0)
+    np.testing.assert_allclose(graph[OBJECT].box[1].numpy(), [40.5 / 64, 5.5 / 48, 1 / 64, 1 / 48], atol=1e-6)
