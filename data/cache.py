@@ -141,8 +141,8 @@ def project_modules(files: Iterable[Path], root: Path = PROJECT_ROOT) -> list[Pa
 
 def builder_files(builder: GraphBuilder) -> list[Path]:
     """The project files that shape a builder's graphs: its classes' modules and all they import."""
-    files = {Path(sys.modules[cls.__module__].__file__) for cls in type(builder).__mro__ if cls is not object}
-    return project_modules(files)
+    modules = [sys.modules.get(cls.__module__) for cls in type(builder).__mro__ if cls is not object]
+    return project_modules({Path(m.__file__) for m in modules if getattr(m, "__file__", None)})
 
 
 @functools.cache

@@ -68,7 +68,7 @@ def check_featurizer(featurizer: Featurizer, graph_type: str, dataset: str, has_
 
 
 def featurized_graph(
-    image: np.ndarray, masks, labels, triplets, featurizer: Featurizer, max_relations: int | None = 20
+    image: np.ndarray, masks, labels, triplets, featurizer: Featurizer, max_relations: int | None = None
 ) -> HeteroData:
     """A schema graph whose object and image tokens carry `featurizer`'s features.
 
