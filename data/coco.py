@@ -116,7 +116,10 @@ def check_annotations(
             problem = f"names unknown category {annotation.get('category_id')}"
         if problem:
             if on_bad != "skip":
-                raise ValueError(f"{path}: annotation {annotation.get('id')} {problem}")
+                raise ValueError(
+                    f"{path}: annotation {annotation.get('id')} {problem} "
+                    "(--on-bad-image skip leaves such annotations out, counted)"
+                )
             kind = "bad reference"
         elif annotation.get("iscrowd", 0):
             kind = "crowd"
