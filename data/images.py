@@ -158,7 +158,11 @@ class ImageFolderBuilder(GraphBuilder):
         if self.graph_type == "patch":
             graph = build_patch_graph(image)
         else:
-            graph = tokens_to_graph(image, self.source(name, image), self.featurizer, self.max_relations)
+            tokens = self.source(name, image)
+            if self.featurizer.kind == "precomputed" and tokens.features is None:
+                where = self.source.tokens_file
+                raise BadItem(f"{where}: the line of {name} has no features (--featurizer precomputed)")
+            graph = tokens_to_graph(image, tokens, self.featurizer, self.max_relations)
         if self.pixels:
             graph["image"].pixels = square_pixels(image, self.pixels)
         graph.captions = self.captions[name]
