@@ -4,7 +4,7 @@ scikit-learn's MiniBatchKMeans on the CPU; a plain torch Lloyd's k-means
 (k-means++ start) on a GPU. Cluster ids of a training set are cached beside
 the graph cache, keyed by the object features themselves (so by whatever code made
 them), K, the seed, the device (the two algorithms differ), this module's code
-and scikit-learn's version.
+and the version of the library that runs it.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def kmeans_key(features: Tensor, clusters: int, seed: int, device: str) -> str:
     import sklearn
 
     digest = hashlib.sha256(np.ascontiguousarray(features.numpy()).tobytes())
-    algorithm = "torch" if device.startswith("cuda") else f"sklearn-{sklearn.__version__}"
+    algorithm = f"torch-{torch.__version__}" if device.startswith("cuda") else f"sklearn-{sklearn.__version__}"
     code = code_digest(project_modules([Path(__file__)]))
     keyed = [digest.hexdigest(), list(features.shape), str(features.dtype), clusters, seed, algorithm, code]
     return hashlib.sha256(json.dumps(keyed).encode()).hexdigest()
