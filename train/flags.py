@@ -127,6 +127,13 @@ def data_problems(args: argparse.Namespace) -> list[str]:
         )
     if args.workers and args.no_cache:
         out.append("--workers build cache shards; with --no-cache graphs are built in this process")
+    if given(args, "max_relations") and (args.dataset == "synthetic" or args.graph_type == "patch"):
+        reason = (
+            "patch graphs have no relation tokens"
+            if args.graph_type == "patch"
+            else ("the synthetic world's relations are its scenes' own")
+        )
+        out.append(f"--max-relations caps geometric relations of COCO and image folders; {reason}")
     if args.graph_type == "patch":
         absent = [name for name in args.drop_edge_types if name not in PATCH_EDGE_TYPES]
         if absent:

@@ -65,6 +65,7 @@ REFUSED = [
     (["--token-source", "slic"], "--token-source applies to --dataset images only"),
     (["--tokens-file", "t.jsonl"], "--tokens-file applies to --dataset images only"),
     (["--mim-clusters", "8"], "read by MIM only"),
+    (["--max-relations", "5"], "the synthetic world's relations are its scenes' own"),
     (["--freeze-text", "--text-lr-scale", "0.1"], "--text-lr-scale has no effect with --freeze-text"),
     (["--edge-bias", "none", "--edge-bias-init", "zero"], "--edge-bias none learns none"),
     (["--epochs", "0"], "--epochs 0 must be at least 1"),
