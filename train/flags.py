@@ -18,7 +18,7 @@ from data.sources import DataOptions
 from graphs.schema import CONTEXT, NEAR
 
 DATA_DEFAULTS = DataOptions()
-# Flags that only one dataset reads: (flag, its value differs from the default).
+# Flags that only one dataset reads (refused elsewhere when they differ from their default).
 COCO_ONLY = ("coco_root", "vg_dir", "karpathy", "relations", "max_objects", "split", "val_split")
 IMAGES_ONLY = ("images", "captions", "val_fraction", "token_source", "tokens_file", "maskrcnn_weights")
 SYNTHETIC_ONLY = ("train_size", "val_size")
@@ -128,11 +128,9 @@ def data_problems(args: argparse.Namespace) -> list[str]:
     if args.workers and args.no_cache:
         out.append("--workers build cache shards; with --no-cache graphs are built in this process")
     if given(args, "max_relations") and (args.dataset == "synthetic" or args.graph_type == "patch"):
-        reason = (
-            "patch graphs have no relation tokens"
-            if args.graph_type == "patch"
-            else ("the synthetic world's relations are its scenes' own")
-        )
+        reason = "the synthetic world's relations are its scenes' own"
+        if args.graph_type == "patch":
+            reason = "patch graphs have no relation tokens"
         out.append(f"--max-relations caps geometric relations of COCO and image folders; {reason}")
     if args.graph_type == "patch":
         absent = [name for name in args.drop_edge_types if name not in PATCH_EDGE_TYPES]
