@@ -2,17 +2,20 @@
 
 A cache entry is a folder named by a hash of everything the graphs depend on
 (source file fingerprints, token source, featurizer, graph type, schema
-version). Graphs are built in shards by worker processes; each shard is
-written atomically as a `GraphStore` file followed by a small JSON sidecar
-holding its SHA-256, its count and the items it skipped. A shard without a
-sidecar, or whose bytes no longer match it, is rebuilt, never loaded, so an
-interrupted build resumes where it stopped and a corrupt file heals itself.
-Two processes opening one entry at once take turns (`build_lock`): the
-second reuses the shards the first built.
+version) and by the bytes of the code that makes them: the builder's module
+and every project module it imports, found by reading their imports. Graphs
+are built in shards by worker processes; each shard is written atomically as
+a `GraphStore` file followed by a small JSON sidecar holding its SHA-256, its
+count and the items it skipped. A shard without a sidecar, or whose bytes no
+longer match it, is rebuilt, never loaded, so an interrupted build resumes
+where it stopped and a corrupt file heals itself. Two processes opening one
+entry at once take turns (`build_lock`): the second reuses the shards the
+first built.
 """
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import functools
 import hashlib
@@ -20,7 +23,8 @@ import json
 import logging
 import multiprocessing
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,19 +105,70 @@ def folder_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    """The file of project module `name` under `root` (None for other packages)."""
+    base = root.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported_names(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside a function (lazy imports count too)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return names
+
+
+def project_modules(files: Iterable[Path], root: Path = PROJECT_ROOT) -> list[Path]:
+    """`files` and every project file they import, directly or not: the code behind a graph."""
+    todo, seen = [Path(f).resolve() for f in files], set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imported_names(path):
+            found = _module_file(name, root)
+            if found is not None:
+                todo.append(found.resolve())
+    return sorted(seen)
+
+
+def builder_files(builder: GraphBuilder) -> list[Path]:
+    """The project files that shape a builder's graphs: its classes' modules and all they import."""
+    modules = [sys.modules.get(cls.__module__) for cls in type(builder).__mro__ if cls is not object]
+    return project_modules({Path(m.__file__) for m in modules if getattr(m, "__file__", None)})
+
+
 @functools.cache
-def code_digest() -> str:
-    """A digest of the code that makes graphs (graphs/, data/synthetic.py): any edit rebuilds."""
+def _digest_of(files: tuple[tuple[Path, int, int], ...], root: Path) -> str:
     digest = hashlib.sha256()
-    root = Path(__file__).resolve().parents[1]
-    for path in sorted([*(root / "graphs").glob("*.py"), root / "data" / "synthetic.py"]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path, _, _ in files:
+        name = path.relative_to(root) if path.is_relative_to(root) else path.name
+        digest.update(str(name).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
-def cache_key(fingerprint: dict) -> str:
-    """The folder name of a cache entry: what the graphs depend on, the schema and the code."""
-    keyed = {"schema_version": SCHEMA_VERSION, "code": code_digest(), **fingerprint}
+def code_digest(files: Iterable[Path], root: Path = PROJECT_ROOT) -> str:
+    """A digest of these files' bytes (and names): any edit to one of them gives another key."""
+    paths = sorted(Path(f).resolve() for f in files)
+    stamped = tuple((path, path.stat().st_mtime_ns, path.stat().st_size) for path in paths)  # read each once
+    return _digest_of(stamped, root.resolve())
+
+
+def cache_key(fingerprint: dict, code: str) -> str:
+    """The folder name of a cache entry: what the graphs depend on, the schema and the code (`code_digest`)."""
+    keyed = {"schema_version": SCHEMA_VERSION, "code": code, **fingerprint}
     text = json.dumps(keyed, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -209,7 +264,8 @@ class GraphCache:
         self.shard_size = shard_size
 
     def folder(self, builder: GraphBuilder, fingerprint: dict | None = None) -> Path:
-        return self.root / cache_key(fingerprint if fingerprint is not None else builder.fingerprint())
+        fingerprint = fingerprint if fingerprint is not None else builder.fingerprint()
+        return self.root / cache_key(fingerprint, code_digest(builder_files(builder)))
 
     def load_or_build(
         self,

@@ -84,7 +84,13 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--tokens-file", help="JSON lines of masks (COCO RLE) and triplets per image")
     data.add_argument("--maskrcnn-weights", help="local torchvision Mask R-CNN weights")
-    data.add_argument("--featurizer", choices=FEATURIZERS, default="pixels", help="what object tokens carry")
+    data.add_argument(
+        "--featurizer",
+        choices=FEATURIZERS,
+        default="pixels",
+        help="what object tokens carry on every dataset: masked pixel crops, a --backbone mask-pooled, or a "
+        "tokens file's features (precomputed: --dataset images --token-source tokens only; patch graphs: pixels only)",
+    )
     data.add_argument("--backbone", help="timm:NAME or open_clip:NAME for --featurizer backbone")
     data.add_argument("--backbone-weights", help="local weights of the backbone")
     data.add_argument("--cache-dir", help="graph cache folder (default $SEMGRAPH_CACHE or ~/.cache/semgraph/graphs)")
@@ -92,7 +98,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--mmap",
         action="store_true",
-        help="memory-map the cached graphs instead of loading them: datasets larger than memory train",
+        help="memory-map the cached graphs instead of loading them: datasets larger than memory train "
+        "(needs the cache; not with --dataset images, whose hold-out copies every graph)",
     )
     data.add_argument("--workers", type=int, default=0, help="processes building graphs (0: this one)")
     data.add_argument(

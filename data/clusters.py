@@ -2,7 +2,9 @@
 
 scikit-learn's MiniBatchKMeans on the CPU; a plain torch Lloyd's k-means
 (k-means++ start) on a GPU. Cluster ids of a training set are cached beside
-the graph cache, keyed by the graphs' fingerprint, K and the seed.
+the graph cache, keyed by the object features themselves (so by whatever code made
+them), K, the seed, the device (the two algorithms differ), this module's code
+and the version of the library that runs it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from torch import Tensor
 
 from data.atomic import atomic_path
-from data.cache import default_cache_dir
+from data.cache import code_digest, default_cache_dir, project_modules
 from data.store import GraphStore
 
 LOG = logging.getLogger("semgraph")
@@ -62,12 +64,23 @@ def assign(x: Tensor, centroids: Tensor, chunk: int = 65536) -> Tensor:
     return torch.cat([torch.cdist(x[k : k + chunk], centroids).argmin(1) for k in range(0, len(x), chunk)])
 
 
+def kmeans_key(features: Tensor, clusters: int, seed: int, device: str) -> str:
+    """What the centroids depend on: the features' bytes, K, the seed, the algorithm and its code."""
+    import sklearn
+
+    digest = hashlib.sha256(np.ascontiguousarray(features.numpy()).tobytes())
+    algorithm = f"torch-{torch.__version__}" if device.startswith("cuda") else f"sklearn-{sklearn.__version__}"
+    code = code_digest(project_modules([Path(__file__)]))
+    keyed = [digest.hexdigest(), list(features.shape), str(features.dtype), clusters, seed, algorithm, code]
+    return hashlib.sha256(json.dumps(keyed).encode()).hexdigest()
+
+
 def object_clusters(
     store: GraphStore, clusters: int, seed: int = 0, cache_dir: str | Path | None = None, device: str = "cpu"
 ) -> Tensor:
     """K-means centroids of a store's object token features, from the cache when computed before."""
     features = store.nodes["object/x"].cpu()
-    key = hashlib.sha256(json.dumps([store.meta, clusters, seed], sort_keys=True, default=str).encode()).hexdigest()
+    key = kmeans_key(features, clusters, seed, device)
     path = Path(cache_dir or default_cache_dir()) / "kmeans" / f"{key[:20]}.pt"
     if path.is_file():
         try:

@@ -6,10 +6,12 @@ Layout: ``ROOT/annotations/instances_SPLIT.json``,
 Choices (documented in the README):
 - Crowd regions (``iscrowd=1``) cover many things at once, so they are not
   object tokens; they are counted in the log, not silently lost.
-- Degenerate annotations (a polygon of fewer than 3 points, an empty mask) are
-  dropped and counted; an annotation naming an unknown image or category is an
-  error naming the file and the annotation, or a counted skip with
-  ``on_bad='skip'``.
+- Degenerate annotations (no polygon of 3 points and positive area, an empty
+  mask) and polygons wholly outside their image are dropped, counted and named
+  in the log, and so are captions naming an image the instances file does not
+  have; a polygon thinner than a pixel keeps the pixel under its centre. An
+  annotation naming an unknown image or category is an error naming the file
+  and the annotation, or a counted skip with ``on_bad='skip'``.
 - Objects are kept largest first, at most `max_objects`; relations come from
   geometry (nearest pairs first, at most `max_relations`) or from Visual
   Genome for the images the two datasets share.
@@ -32,9 +34,10 @@ from pycocotools.coco import COCO
 from torch_geometric.data import HeteroData
 
 from data.cache import BadItem, GraphBuilder, file_digest, folder_digest
-from data.datasets import stored_graph_type
-from graphs.build import build_graph, build_patch_graph
+from data.datasets import check_featurizer, featurized_graph, stored_graph_type
+from graphs.build import build_patch_graph
 from graphs.features import square_pixels
+from graphs.featurizers import Featurizer
 from graphs.masks import Masks
 from graphs.relations import boxes_from_bounds, corners
 from graphs.schema import predicate_id
@@ -42,6 +45,7 @@ from graphs.schema import predicate_id
 LOG = logging.getLogger("semgraph")
 CAPTIONS_PER_IMAGE = 5
 VG_MATCH_IOU = 0.5
+EXAMPLES_NAMED = 3  # ids a log line names per kind of problem
 
 
 def load_coco(path: Path) -> COCO:
@@ -66,35 +70,68 @@ def load_image(path: Path) -> np.ndarray:
         raise BadItem(f"image {path} cannot be decoded ({error})") from None
 
 
+def polygon_area(polygon: list[float]) -> float:
+    """Area of a flat [x0, y0, x1, y1, ...] polygon (shoelace formula)."""
+    xs, ys = np.asarray(polygon[0::2], dtype=np.float64), np.asarray(polygon[1::2], dtype=np.float64)
+    return 0.5 * abs(float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))))
+
+
 def degenerate(annotation: dict) -> bool:
+    """No region to make a token of: no polygon of 3 points and positive area, or an empty or malformed RLE."""
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, list):
-        return not any(len(polygon) >= 6 for polygon in segmentation)
+        return not any(len(polygon) >= 6 and polygon_area(polygon) > 0 for polygon in segmentation)
     if isinstance(segmentation, dict):
-        return "counts" not in segmentation or "size" not in segmentation
+        if "counts" not in segmentation or "size" not in segmentation:
+            return True
+        if isinstance(segmentation["counts"], list):  # uncompressed: every second run is foreground
+            return sum(segmentation["counts"][1::2]) == 0
+        return int(mask_utils.area(segmentation)) == 0
     return True
 
 
-def check_annotations(coco: COCO, path: Path, on_bad: str) -> tuple[dict[int, list[dict]], Counter]:
-    """Per image, its usable instance annotations; problems raise or are counted."""
+def left_out_line(path: Path, problems: Counter, examples: dict[str, list], what: str = "annotation") -> str:
+    """'PATH: annotations left out: 2 degenerate (annotation 13, 14), 1 crowd (annotation 12)'."""
+    parts = []
+    for kind, count in problems.items():
+        named = ", ".join(str(i) for i in examples.get(kind, [])[:EXAMPLES_NAMED])
+        more = ", ..." if count > EXAMPLES_NAMED else ""
+        parts.append(f"{count} {kind} ({what} {named}{more})" if named else f"{count} {kind}")
+    return f"{path}: {what}s left out: " + ", ".join(parts)
+
+
+def check_annotations(
+    coco: COCO, path: Path, on_bad: str, examples: dict[str, list] | None = None
+) -> tuple[dict[int, list[dict]], Counter]:
+    """Per image, its usable instance annotations; problems raise or are counted (the first
+    ids of each kind go into `examples`, so the log can name them)."""
     counts: Counter = Counter()
+    examples = examples if examples is not None else {}
     usable: dict[int, list[dict]] = defaultdict(list)
     for annotation in coco.dataset.get("annotations", []):
-        problem = None
+        problem, kind = None, None
         if annotation.get("image_id") not in coco.imgs:
             problem = f"names unknown image {annotation.get('image_id')}"
         elif annotation.get("category_id") not in coco.cats:
             problem = f"names unknown category {annotation.get('category_id')}"
         if problem:
             if on_bad != "skip":
-                raise ValueError(f"{path}: annotation {annotation.get('id')} {problem}")
-            counts["bad reference"] += 1
+                raise ValueError(
+                    f"{path}: annotation {annotation.get('id')} {problem} "
+                    "(--on-bad-image skip leaves such annotations out, counted)"
+                )
+            kind = "bad reference"
         elif annotation.get("iscrowd", 0):
-            counts["crowd"] += 1
+            kind = "crowd"
         elif degenerate(annotation):
-            counts["degenerate"] += 1
+            kind = "degenerate"
+        elif outside(annotation, coco.imgs[annotation["image_id"]]):
+            kind = "outside the image"
         else:
             usable[annotation["image_id"]].append(annotation)
+        if kind:
+            counts[kind] += 1
+            examples.setdefault(kind, []).append(annotation.get("id"))
     return usable, counts
 
 
@@ -172,6 +209,8 @@ class CocoBuilder(GraphBuilder):
         graph_type: ``hetero`` or ``patch`` (``homo`` is stored as hetero).
         on_bad: ``error`` or ``skip`` for broken annotations and images.
         pixels: also store the image at this side (for a pixel model), 0: no.
+        featurizer: what object tokens carry (default: pixels); ``precomputed``
+            is refused (COCO gives masks, not features).
     """
 
     def __init__(
@@ -187,8 +226,11 @@ class CocoBuilder(GraphBuilder):
         graph_type: str = "hetero",
         on_bad: str = "error",
         pixels: int = 0,
+        featurizer: Featurizer | None = None,
     ) -> None:
         self.root, self.split, self.pixels = Path(root), split, pixels
+        self.featurizer = featurizer or Featurizer()
+        check_featurizer(self.featurizer, graph_type, "COCO")
         if relations not in ("geometry", "vg"):
             raise ValueError(f"unknown relation source {relations!r}; valid: geometry, vg")
         if relations == "vg" and vg_dir is None:
@@ -201,27 +243,45 @@ class CocoBuilder(GraphBuilder):
         self.captions_path = self.root / "annotations" / f"captions_{split}.json"
         self.image_dir = self.root / split
         coco = load_coco(self.instances_path)
-        self.annotations, self.problems = check_annotations(coco, self.instances_path, on_bad)
+        self.problem_examples: dict[str, list] = {}
+        self.annotations, self.problems = check_annotations(coco, self.instances_path, on_bad, self.problem_examples)
         self.images = {image_id: coco.imgs[image_id] for image_id in sorted(coco.imgs)}
         self.category_names = {cat_id: cat.get("name", str(cat_id)) for cat_id, cat in coco.cats.items()}
         self.captions = self._load_captions()
         self.image_ids = [i for i in self.images if i in self.captions] if self.karpathy else list(self.images)
         self.vg = load_vg_relations(self.vg_dir, set(self.image_ids)) if relations == "vg" else {}
         if self.problems:
-            left_out = ", ".join(f"{n} {kind}" for kind, n in self.problems.items())
-            LOG.info("%s: annotations left out: %s", self.instances_path, left_out)
+            LOG.info("%s", left_out_line(self.instances_path, self.problems, self.problem_examples))
+        if self.unknown_captions:
+            examples = self.unknown_caption_examples
+            LOG.info("%s", left_out_line(self.captions_path, self.unknown_captions, examples, "caption"))
 
     def _load_captions(self) -> dict[int, list[str]]:
+        """Captions per image; those naming an image not in the instances file are counted and
+        named in the log (`unknown_captions`), not used."""
         captions: dict[int, list[str]] = defaultdict(list)
+        self.unknown_captions: Counter = Counter()
+        self.unknown_caption_examples: dict[str, list] = {}
+        kind = f"naming an image not in {self.instances_path.name}"
+
+        def unknown(item) -> None:
+            self.unknown_captions[kind] += 1
+            self.unknown_caption_examples.setdefault(kind, []).append(item)
+
         if self.karpathy:
             if not self.karpathy.is_file():
                 raise FileNotFoundError(f"Karpathy split file {self.karpathy} does not exist")
             wanted = {"train": {"train", "restval"}}.get(self.karpathy_split, {self.karpathy_split})
             for entry in json.loads(self.karpathy.read_text())["images"]:
-                if entry["split"] in wanted and entry["cocoid"] in self.images:
-                    captions[entry["cocoid"]] = [s["raw"].strip() for s in entry["sentences"]][:CAPTIONS_PER_IMAGE]
+                # the file lists every COCO image; those of another split are not ours, nor an error
+                if entry["split"] not in wanted or entry["cocoid"] not in self.images:
+                    continue
+                captions[entry["cocoid"]] = [s["raw"].strip() for s in entry["sentences"]][:CAPTIONS_PER_IMAGE]
             return dict(captions)
         for annotation in sorted(load_coco(self.captions_path).dataset.get("annotations", []), key=lambda a: a["id"]):
+            if annotation.get("image_id") not in self.images:
+                unknown(f"{annotation.get('id')} (image {annotation.get('image_id')})")
+                continue
             captions[annotation["image_id"]].append(annotation["caption"].strip())
         return {k: v[:CAPTIONS_PER_IMAGE] for k, v in captions.items()}
 
@@ -243,7 +303,7 @@ class CocoBuilder(GraphBuilder):
             "max_relations": self.max_relations,
             "on_bad": self.on_bad,
             "graph_type": self.graph_type,
-            "featurizer": "pixels",
+            "featurizer": self.featurizer.fingerprint(),
             "pixels": self.pixels,
         }
 
@@ -253,8 +313,8 @@ class CocoBuilder(GraphBuilder):
         placed, labels = [], []
         for annotation in annotations:
             row, col, crop = rasterise(annotation, height, width)
-            if not crop.any():
-                continue  # degenerate once rasterised
+            if not crop.any():  # thinner than a pixel: the pixel under its centre, as mask_pool does for cells
+                row, col, crop = *centre_pixel(annotation, height, width), np.ones((1, 1), dtype=bool)
             placed.append((row, col, crop))
             labels.append(annotation["category_id"])
             if len(placed) == self.max_objects:
@@ -286,11 +346,29 @@ class CocoBuilder(GraphBuilder):
             if self.relations == "vg":
                 boxes = boxes_from_bounds(masks.bounds, masks.height, masks.width)
                 triplets = match_vg_triplets(self.vg.get(image_id, []), boxes)
-            graph = build_graph(image, masks, labels, triplets, max_relations=self.max_relations)
+            graph = featurized_graph(image, masks, labels, triplets, self.featurizer, self.max_relations)
         if self.pixels:
             graph["image"].pixels = square_pixels(image, self.pixels)
         graph.captions = captions
         return graph, info["file_name"]
+
+
+def centre_pixel(annotation: dict, height: int, width: int) -> tuple[int, int]:
+    """(row, column) of the pixel under the centre of an annotation's points, inside the image."""
+    points = np.concatenate([np.asarray(p, dtype=np.float64) for p in annotation["segmentation"] if len(p) >= 6])
+    x, y = points[0::2].mean(), points[1::2].mean()
+    return int(np.clip(np.floor(y), 0, height - 1)), int(np.clip(np.floor(x), 0, width - 1))
+
+
+def outside(annotation: dict, image: dict) -> bool:
+    """A polygon annotation none of whose points lies within its image (COCO's image entry)."""
+    height, width = image.get("height", 0), image.get("width", 0)
+    segmentation = annotation.get("segmentation")
+    if not isinstance(segmentation, list):
+        return False
+    points = np.concatenate([np.asarray(p, dtype=np.float64) for p in segmentation if len(p) >= 6])
+    xs, ys = points[0::2], points[1::2]
+    return bool(xs.max() < 0 or ys.max() < 0 or xs.min() > width or ys.min() > height)
 
 
 def rasterise(annotation: dict, height: int, width: int) -> tuple[int, int, np.ndarray]:

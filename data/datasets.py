@@ -15,6 +15,7 @@ from data.store import GraphStore
 from data.synthetic import WORLD_VERSION, Scene, make_scene
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
+from graphs.featurizers import Featurizer
 from graphs.schema import DEFAULT_EDGE_SCHEMA, GRAPH_TYPES, IMAGE, check_edge_schema
 from graphs.seed import ToEdgeSchema
 from graphs.transforms import DropEdgeTypes, ToHomogeneous
@@ -54,6 +55,39 @@ def stored_graph_type(graph_type: str) -> str:
 def batch_transform(edge_schema: str = DEFAULT_EDGE_SCHEMA, drop_edge_types: Sequence[str] = ()) -> Callable | None:
     """What happens to a collated batch of stored graphs: the edge schema, then ablation."""
     return graph_transform("hetero", drop_edge_types, edge_schema)
+def check_featurizer(featurizer: Featurizer, graph_type: str, dataset: str, has_features: bool = False) -> None:
+    """Refuse a featurizer a builder cannot honour, before anything is built.
+
+    Patch graphs have no object tokens (their tokens are pixel patches), and
+    ``precomputed`` needs per-mask features, which only a tokens file gives.
+    """
+    if featurizer.kind == "pixels":
+        return
+    if stored_graph_type(graph_type) == "patch":
+        raise ValueError(
+            f"--featurizer {featurizer.kind} describes object tokens, and patch graphs have none "
+            "(their tokens are pixel patches): use --featurizer pixels with --graph-type patch"
+        )
+    if featurizer.kind == "precomputed" and not has_features:
+        raise ValueError(
+            f"--featurizer precomputed reads per-mask features from a tokens file "
+            f"(--dataset images --token-source tokens); {dataset} has none"
+        )
+
+
+def featurized_graph(
+    image: np.ndarray, masks, labels, triplets, featurizer: Featurizer, max_relations: int | None = None
+) -> HeteroData:
+    """A schema graph whose object and image tokens carry `featurizer`'s features.
+
+    `masks` is a bool array [n, H, W] or a `graphs.masks.Masks`; the pixel
+    featurizer is build_graph's own (masked crops), the others are computed here.
+    """
+    object_x = image_x = None
+    if featurizer.kind != "pixels":
+        dense = masks.dense() if hasattr(masks, "dense") else masks
+        object_x, image_x = featurizer(image, dense)
+    return build_graph(image, masks, labels, triplets, max_relations=max_relations, object_x=object_x, image_x=image_x)
 
 
 class GraphDataset(Dataset):
@@ -100,10 +134,13 @@ class SyntheticBuilder(GraphBuilder):
         patch_grid: int = 8,
         pixels: int = 0,
         negatives: Sequence[str] = (),
+        featurizer: Featurizer | None = None,
     ) -> None:
         self.split, self.size, self.seed, self.canvas, self.pixels = split, size, seed, canvas, pixels
         self.negatives = tuple(negatives)
         self.graph_type, self.patch_grid = stored_graph_type(graph_type), patch_grid
+        self.featurizer = featurizer or Featurizer()
+        check_featurizer(self.featurizer, graph_type, "the synthetic world")
 
     def __len__(self) -> int:
         return self.size
@@ -118,7 +155,7 @@ class SyntheticBuilder(GraphBuilder):
             "canvas": self.canvas,
             "graph_type": self.graph_type,
             "patch_grid": self.patch_grid if self.graph_type == "patch" else None,
-            "featurizer": "pixels",
+            "featurizer": self.featurizer.fingerprint(),
             "pixels": self.pixels,
             "negatives": list(self.negatives),
         }
@@ -131,7 +168,7 @@ class SyntheticBuilder(GraphBuilder):
         if self.graph_type == "patch":
             graph = build_patch_graph(scene.image, self.patch_grid)
         else:
-            graph = build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
+            graph = featurized_graph(scene.image, scene.masks, scene.labels, scene.triplets, self.featurizer, None)
         if self.pixels:
             graph[IMAGE].pixels = square_pixels(scene.image, self.pixels)
         return graph

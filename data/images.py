@@ -13,7 +13,7 @@ from torch_geometric.data import HeteroData
 
 from data.cache import BadItem, GraphBuilder, file_digest, folder_digest
 from data.coco import load_image
-from data.datasets import stored_graph_type
+from data.datasets import check_featurizer, stored_graph_type
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
@@ -130,6 +130,7 @@ class ImageFolderBuilder(GraphBuilder):
         self.source = source or TokenSource()
         self.featurizer = featurizer or Featurizer()
         self.max_relations, self.graph_type = max_relations, stored_graph_type(graph_type)
+        check_featurizer(self.featurizer, graph_type, f"token source {self.source.kind}", self.source.kind == "tokens")
 
     def __len__(self) -> int:
         return len(self.names)
@@ -157,7 +158,11 @@ class ImageFolderBuilder(GraphBuilder):
         if self.graph_type == "patch":
             graph = build_patch_graph(image)
         else:
-            graph = tokens_to_graph(image, self.source(name, image), self.featurizer, self.max_relations)
+            tokens = self.source(name, image)
+            if self.featurizer.kind == "precomputed" and tokens.features is None:
+                where = self.source.tokens_file
+                raise BadItem(f"{where}: the line of {name} has no features (--featurizer precomputed)")
+            graph = tokens_to_graph(image, tokens, self.featurizer, self.max_relations)
         if self.pixels:
             graph["image"].pixels = square_pixels(image, self.pixels)
         graph.captions = self.captions[name]

@@ -110,4 +110,5 @@ def load_mmap(folder: Path, meta: dict | None = None) -> GraphStore:
         index["captions"],
         index["names"],
         meta,
+        index.get("negatives"),
     )

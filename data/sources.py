@@ -9,6 +9,7 @@ from data.cache import GraphBuilder
 from data.datasets import DEFAULT_SIZES, GraphDataset, SyntheticBuilder, SyntheticTwinBuilder, load_graphs
 from data.loader import Twins
 from data.store import GraphStore
+from graphs.featurizers import Featurizer
 
 DATASETS = ("synthetic", "coco", "images")
 
@@ -50,13 +51,24 @@ class DataOptions:
     hard_negatives: list[str] = field(default_factory=list)  # kinds of hard-negative captions to make
 
 
+def make_featurizer(options: DataOptions) -> Featurizer:
+    return Featurizer(options.featurizer, options.backbone, options.backbone_weights)
+
+
 def make_builder(options: DataOptions, split: str) -> GraphBuilder:
-    """The builder of one split (``train``, ``val`` or ``test``) of the chosen dataset."""
+    """The builder of one split (``train``, ``val`` or ``test``) of the chosen dataset; a featurizer
+    the dataset cannot honour is refused here, before anything is built."""
     if options.dataset == "synthetic":
         size = {"train": options.train_size, "val": options.val_size}.get(split, options.val_size)
         negatives = options.hard_negatives if split == "train" else ()
         return SyntheticBuilder(
-            split, size, options.seed, graph_type=options.graph_type, pixels=options.pixels, negatives=negatives
+            split,
+            size,
+            options.seed,
+            graph_type=options.graph_type,
+            pixels=options.pixels,
+            negatives=negatives,
+            featurizer=make_featurizer(options),
         )
     if options.dataset == "coco":
         from data.coco import CocoBuilder
@@ -76,15 +88,15 @@ def make_builder(options: DataOptions, split: str) -> GraphBuilder:
             graph_type=options.graph_type,
             on_bad=options.on_bad,
             pixels=options.pixels,
+            featurizer=make_featurizer(options),
         )
     if options.dataset == "images":
         from data.images import ImageFolderBuilder, TokenSource
-        from graphs.featurizers import Featurizer
 
         if not options.images or not options.captions:
             raise ValueError("--dataset images needs --images DIR and --captions FILE")
         source = TokenSource(options.token_source, options.tokens_file, options.maskrcnn_weights)
-        featurizer = Featurizer(options.featurizer, options.backbone, options.backbone_weights)
+        featurizer = make_featurizer(options)
         return ImageFolderBuilder(
             options.images,
             options.captions,
@@ -127,7 +139,12 @@ def open_twins(options: DataOptions, graphs: GraphStore, progress: bool = True) 
     if options.dataset != "synthetic":
         raise ValueError("hard-negative images exist for the synthetic world only")
     builder = SyntheticTwinBuilder(
-        "train", options.train_size, options.seed, graph_type=options.graph_type, pixels=options.pixels
+        "train",
+        options.train_size,
+        options.seed,
+        graph_type=options.graph_type,
+        pixels=options.pixels,
+        featurizer=make_featurizer(options),
     )
     store = load_graphs(builder, options.cache_dir, options.use_cache, options.workers, "skip", progress)
     return Twins.align(store, graphs)

@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, help="show the graph as this checkpoint's run built its graphs")
     add_graph_arguments(parser, ("featurizer", "backbone", "backbone_weights", "max_objects"))
     parser.add_argument(
+        "--on-bad-image",
+        choices=("error", "skip"),
+        default="error",
+        help="a broken annotation elsewhere in the file (unknown image or category): stop with an error naming "
+        "it, or leave it out, counted, and show the item",
+    )
+    parser.add_argument(
         "--twin",
         action="store_true",
         help="synthetic: show the item's hard-negative twin instead (one relation reversed; --hard-negative-images)",
@@ -151,6 +158,7 @@ def item_from_dataset(args: argparse.Namespace):
         max_relations=args.max_relations,
         train_size=args.index + 1,
         val_size=args.index + 1,
+        on_bad=args.on_bad_image,
     )
     split = args.split if args.dataset == "synthetic" else "train"
     if args.twin and args.dataset != "synthetic":

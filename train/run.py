@@ -27,7 +27,7 @@ import torch
 from open_clip.loss import ClipLoss
 from torch.nn.parallel import DistributedDataParallel
 
-from data import open_dataset
+from data import BadItem, open_dataset
 from data.atomic import fault_point
 from data.cli import add_data_arguments, check_drop_edge_types, data_options
 from data.clusters import object_clusters
@@ -44,6 +44,7 @@ from models.token_norm import TOKEN_NORMS
 from train.checkpoint import check_state_fits, load_checkpoint
 from train.config import explicit_flags, merge, read_config
 from train.distributed import World, barrier, close_world, device_from_flag, init_world
+from train.flags import validate
 from train.loop import EpochTotals, Objectives, make_optimizer, train_epoch, warmup_cosine
 from train.rundir import LOG, RunDir, read_results
 
@@ -206,6 +207,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]
             raise ValueError(f"--drop-edge-types: {error}") from None
         if args.relation_features == "text" and args.graph_type == "homo":
             raise ValueError("--relation-features text reads each relation token's predicate: use hetero graphs")
+        validate(args)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     return args, checkpoint
@@ -385,12 +387,6 @@ class Trainer:
         seed_everything(args.seed)
         options = data_options(args)
         options.pixels = args.vision_image_size if args.vision else 0
-        hard = args.hard_negatives or args.hard_negative_images
-        if hard and (args.dataset != "synthetic" or world.distributed or args.data_on_device):
-            raise ValueError(
-                "--hard-negatives and --hard-negative-images need the synthetic world, one process and "
-                "host batches (for now)"
-            )
         if world.is_main:  # one process builds the cache, the others then read it
             self.train_set = open_dataset(options, "train", self.progress)
         barrier(world)
@@ -400,8 +396,6 @@ class Trainer:
         self.model = build_model(args, self.train_set[0]).to(self.device)
         caption_tokens = None
         if args.data_on_device:
-            if args.graph_type == "homo":
-                raise ValueError("--data-on-device serves hetero and patch graphs (homo is converted per graph)")
             caption_tokens = self.train_set.store.caption_tokens(self.model.text_encoder.tokenize, self.device)
             self.train_set.store = self.train_set.store.to(self.device)
         self.loader = GraphLoader(
@@ -625,7 +619,11 @@ def main(argv: list[str] | None = None) -> dict:
         LOG.addHandler(console)
     trainer = None
     try:
-        trainer = Trainer(args, world, checkpoint)
+        try:
+            trainer = Trainer(args, world, checkpoint)
+        except (BadItem, ValueError, FileNotFoundError) as error:  # bad input: a message, not a traceback
+            hint = "; --on-bad-image skip leaves such items out (counted)" if isinstance(error, BadItem) else ""
+            raise SystemExit(f"error: {error}{hint}") from None
         return trainer.fit()
     finally:
         if trainer is not None:

@@ -100,11 +100,10 @@ def test_memory_mapped_store_serves_the_same_batches(tmp_path):
 
 def test_a_rebuilt_shard_keeps_the_map_whole(tmp_path):
     cache = GraphCache(tmp_path, shard_size=4)
-    cache.load_or_build(SyntheticBuilder("val", 10), progress=False, mmap=True)
-    folder = cache.folder(SyntheticBuilder("val", 10))
+    cache.load_or_build(CountingBuilder(10), progress=False, mmap=True)
+    folder = cache.folder(CountingBuilder(10))
     (folder / "shard_00001.json").unlink()
     again = CountingBuilder(10)
-    again.fingerprint = SyntheticBuilder("val", 10).fingerprint
     store, report = cache.load_or_build(again, progress=False, mmap=True)
     assert report.rebuilt_shards == 1 and len(store) == 10
 
@@ -136,8 +135,117 @@ def test_two_processes_building_one_cache_end_with_the_same_valid_graphs(tmp_pat
     (names, captions, digest, _), second = outcomes
     assert second[:3] == (names, captions, digest) and names == [f"val/{k}" for k in range(12)]
     assert sorted(outcome[3] for outcome in outcomes) == [0, 12]  # one built every shard, the other reused them
-    again = CountingBuilder(12)
-    again.fingerprint = SyntheticBuilder("val", 12).fingerprint
-    store, report = GraphCache(tmp_path, shard_size=1).load_or_build(again, progress=False)
-    assert again.built == [] and report.reused_shards == 12 and store.names == names
+    store, report = GraphCache(tmp_path, shard_size=1).load_or_build(SyntheticBuilder("val", 12), progress=False)
+    assert report.rebuilt_shards == 0 and report.reused_shards == 12 and store.names == names
     assert not list(tmp_path.rglob("*.tmp"))
+def executed_project_files(call) -> set:
+    """The project files whose functions run during `call()` (a second way to find the code behind a graph)."""
+    import sys
+    from pathlib import Path
+
+    from data.cache import PROJECT_ROOT
+
+    seen = set()
+
+    def record(frame, event, arg):
+        if event == "call":
+            seen.add(frame.f_code.co_filename)
+
+    sys.setprofile(record)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    files = {Path(name).resolve() for name in seen if not name.startswith("<")}
+    packages = {"graphs", "models", "data", "train", "evaluate"}  # not .venv, which may live in the checkout
+    return {f for f in files if f.is_relative_to(PROJECT_ROOT) and f.relative_to(PROJECT_ROOT).parts[0] in packages}
+
+
+def test_the_cache_key_covers_every_module_that_runs_while_building(tmp_path):
+    """Every project file that executes while a builder makes a graph is part of its cache key."""
+    import functools
+
+    from helpers import write_coco
+
+    from data.cache import builder_files
+    from data.coco import CocoBuilder
+    from data.datasets import SyntheticTwinBuilder
+    from data.images import ImageFolderBuilder, TokenSource
+
+    write_coco(tmp_path / "coco")
+    captions = tmp_path / "captions.jsonl"
+    captions.write_text('{"file_name": "000000000001.jpg", "captions": ["a photo"]}\n')
+    builders = [
+        SyntheticBuilder("train", 4, negatives=["relation", "attribute", "order"]),
+        SyntheticTwinBuilder("train", 8),
+        CocoBuilder(tmp_path / "coco", "val2017"),
+        ImageFolderBuilder(tmp_path / "coco" / "val2017", captions, TokenSource("slic")),
+    ]
+    for builder in builders:
+        keyed = set(builder_files(builder))
+        for index in range(len(builder)):
+            try:
+                ran = executed_project_files(functools.partial(builder.build, index))
+            except BadItem:
+                continue
+            assert ran, type(builder).__name__
+            assert ran <= keyed, (type(builder).__name__, sorted(str(f) for f in ran - keyed))
+    names = {f.name for f in builder_files(builders[0])}
+    assert {"datasets.py", "negatives.py", "synthetic.py", "featurizers.py", "build.py"} <= names
+    assert {"coco.py", "images.py", "tokens.py"} <= {f.name for f in builder_files(builders[3])}
+
+
+def test_an_edit_to_any_module_a_builder_imports_changes_the_code_digest(tmp_path):
+    """On a copy of the project: editing data/negatives.py (which graphs/ and data/synthetic.py do
+    not cover) gives another digest; editing a module no builder imports does not."""
+    import shutil
+
+    from data.cache import PROJECT_ROOT, code_digest, project_modules
+
+    for package in ("data", "graphs"):
+        shutil.copytree(PROJECT_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def digest():
+        files = project_modules([tmp_path / "data" / "coco.py"], root=tmp_path)
+        return code_digest(files, root=tmp_path)
+
+    before = digest()
+    for name in ("negatives.py", "datasets.py", "synthetic.py"):
+        path = tmp_path / "data" / name
+        path.write_text(path.read_text() + f"\n# an edit to {name}\n")
+        after = digest()
+        assert after != before, name
+        before = after
+    path = tmp_path / "graphs" / "featurizers.py"
+    path.write_text(path.read_text() + "\n# an edit\n")
+    assert digest() != before
+    before = digest()
+    (tmp_path / "data" / "loader.py").write_text("# not imported by any builder\n")
+    assert digest() == before
+
+
+def test_stores_keep_their_hard_negatives_when_memory_mapped(tmp_path):
+    cache = GraphCache(tmp_path, shard_size=3)
+    builder = SyntheticBuilder("train", 8, negatives=["relation", "attribute"])
+    in_memory, _ = cache.load_or_build(builder, progress=False)
+    mapped, _ = cache.load_or_build(builder, progress=False, mmap=True)
+    assert in_memory.negatives is not None and any(any(n) for n in in_memory.negatives)
+    assert mapped.negatives == in_memory.negatives
+
+
+def test_kmeans_cache_is_keyed_on_the_features_and_the_device(tmp_path):
+    """Two stores with the same fingerprint but other object features (graphs made by other code)
+    get their own centroids; the device (another algorithm) is part of the key."""
+    import torch
+
+    from data.clusters import fit_kmeans, kmeans_key, object_clusters
+
+    store, _ = GraphCache(tmp_path / "graphs", shard_size=64).load_or_build(SyntheticBuilder("val", 12), progress=False)
+    first = object_clusters(store, 4, seed=0, cache_dir=tmp_path)
+    changed = store.nodes["object/x"] * 3 + 1
+    store.nodes["object/x"] = changed
+    second = object_clusters(store, 4, seed=0, cache_dir=tmp_path)
+    assert not torch.allclose(first, second)
+    assert torch.allclose(second, fit_kmeans(changed, 4, 0))
+    assert kmeans_key(changed, 4, 0, "cpu") != kmeans_key(changed, 4, 0, "cuda")
+    assert kmeans_key(changed, 4, 0, "cpu") != kmeans_key(changed, 4, 1, "cpu")

@@ -145,3 +145,62 @@ def test_windowed_polygon_rasterisation_equals_the_whole_image_mask():
         placed = np.zeros((height, width), dtype=bool)
         placed[row : row + crop.shape[0], col : col + crop.shape[1]] = crop
         assert np.array_equal(placed, whole)
+
+
+def test_zero_area_polygons_are_counted_and_named(tmp_path, caplog):
+    """A polygon of 3+ points on one line has no area: left out, counted and named like any degenerate one."""
+    import logging
+
+    flat = {
+        "id": 55,
+        "image_id": 3,
+        "category_id": 1,
+        "iscrowd": 0,
+        "area": 0.0,
+        "bbox": [2, 2, 8, 0],
+        "segmentation": [[2, 2, 6, 2, 10, 2]],
+    }
+    write_coco(tmp_path, extra_annotations=[flat])
+    with caplog.at_level(logging.INFO, logger="semgraph"):
+        builder = CocoBuilder(tmp_path, "val2017")
+    assert builder.problems == {"crowd": 1, "degenerate": 2}
+    assert "2 degenerate (annotation 13, 55)" in caplog.text and "1 crowd (annotation 12)" in caplog.text
+    graph, _ = builder.build(2)
+    assert graph[OBJECT].num_nodes == 1  # image 3 keeps its triangle only
+
+
+def test_captions_naming_unknown_images_are_counted_and_named(tmp_path, caplog):
+    import logging
+
+    write_coco(tmp_path)
+    path = tmp_path / "annotations" / "captions_val2017.json"
+    captions = json.loads(path.read_text())
+    captions["annotations"] += [
+        {"id": 901, "image_id": 42, "caption": "a lost caption"},
+        {"id": 902, "image_id": 43, "caption": "another"},
+    ]
+    path.write_text(json.dumps(captions))
+    with caplog.at_level(logging.INFO, logger="semgraph"):
+        builder = CocoBuilder(tmp_path, "val2017")
+    assert sum(builder.unknown_captions.values()) == 2
+    assert "captions_val2017.json: captions left out: 2 naming an image not in instances_val2017.json" in caplog.text
+    assert "901 (image 42), 902 (image 43)" in caplog.text
+    assert 42 not in builder.captions and len(builder) == 3
+
+
+def test_a_polygon_thinner_than_a_pixel_keeps_one_and_one_outside_the_image_is_counted(tmp_path, caplog):
+    import logging
+
+    def annotation(id_, polygon, area):
+        return {"id": id_, "image_id": 3, "category_id": 1, "iscrowd": 0, "area": area, "segmentation": [polygon]}
+
+    sliver = annotation(60, [40.2, 5.2, 40.8, 5.2, 40.2, 5.8], 0.18)  # covers no pixel centre
+    away = annotation(61, [100, 100, 120, 100, 110, 120], 200.0)  # the image is 64 x 48
+    write_coco(tmp_path, extra_annotations=[sliver, away])
+    with caplog.at_level(logging.INFO, logger="semgraph"):
+        builder = CocoBuilder(tmp_path, "val2017")
+    assert builder.problems["outside the image"] == 1 and "1 outside the image (annotation 61)" in caplog.text
+    graph, _ = builder.build(2)
+    assert graph[OBJECT].num_nodes == 2  # the triangle and the sliver
+    np.testing.assert_allclose(graph[OBJECT].area[1].item() * 48 * 64, 1.0)
+    np.testing.assert_allclose(graph[OBJECT].box[1].numpy(), [40.5 / 64, 5.5 / 48, 1 / 64, 1 / 48], atol=1e-6)

@@ -83,3 +83,25 @@ def test_validation_hold_out_is_stable_and_disjoint():
     held = [n for n in names if in_validation(n, 0.1)]
     assert 20 <= len(held) <= 60
     assert held == [n for n in names if in_validation(n, 0.1)]
+
+
+def test_a_tokens_line_without_features_is_a_bad_item_for_the_precomputed_featurizer(folder, tmp_path):
+    from pycocotools import mask as mask_utils
+
+    from graphs.featurizers import Featurizer
+
+    mask = np.zeros((64, 80), dtype=np.uint8, order="F")
+    mask[10:30, 10:40] = 1
+    rle = mask_utils.encode(mask)
+    rle["counts"] = rle["counts"].decode()
+    lines = [
+        {"file_name": "astronaut.png", "height": 64, "width": 80, "masks": [rle], "features": [[1.0, 2.0, 3.0]]},
+        {"file_name": "cat.jpg", "height": 64, "width": 80, "masks": [rle]},
+    ]
+    tokens = tmp_path / "tokens.jsonl"
+    tokens.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    builder = ImageFolderBuilder(*folder, TokenSource("tokens", tokens_file=tokens), Featurizer("precomputed"))
+    graph, _ = builder.build(0)
+    assert graph["object"].x.tolist() == [[1.0, 2.0, 3.0]]
+    with pytest.raises(BadItem, match="tokens.jsonl: the line of cat.jpg has no features"):
+        builder.build(1)

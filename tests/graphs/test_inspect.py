@@ -83,3 +83,13 @@ def test_inspect_with_a_checkpoint_shows_the_runs_graph(tmp_path, capsys):
     assert "0" in [line.split()[-1] for line in shown.splitlines() if "related" in line]
     with pytest.raises(SystemExit, match="--drop-edge-types: the run used related, given near"):
         main(["--index", "3", "--checkpoint", checkpoint, "--drop-edge-types", "near"])
+
+
+def test_inspect_a_coco_export_with_one_bad_annotation(tmp_path, capsys):
+    bad = {"id": 77, "image_id": 9, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 5]]}
+    write_coco(tmp_path / "coco", extra_annotations=[bad])
+    argv = ["--dataset", "coco", "--coco-root", str(tmp_path / "coco"), "--split", "val2017", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit, match="instances_val2017.json: annotation 77 names unknown image 9"):
+        main(argv)
+    main([*argv, "--on-bad-image", "skip"])
+    assert "object:1      cat" in capsys.readouterr().out

@@ -96,7 +96,7 @@ def test_unknown_choices_are_rejected(capsys, flag, value):
 
 
 def test_unknown_model_config_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="unknown model config 'huge'"):
+    with pytest.raises(SystemExit, match="^error: unknown model config 'huge'"):
         main(
             [
                 "--model-config",
