@@ -22,6 +22,7 @@ import contextlib
 import io
 import json
 import logging
+import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from graphs.features import square_pixels
 from graphs.masks import Masks
 from graphs.relations import boxes_from_bounds, corners
 from graphs.schema import predicate_id
+from graphs.tokens import mask_to_rle
 
 LOG = logging.getLogger("semgraph")
 CAPTIONS_PER_IMAGE = 5
@@ -55,13 +57,68 @@ def load_coco(path: Path) -> COCO:
         raise ValueError(f"{path}: not a COCO annotation file ({type(error).__name__}: {error})") from None
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """Any Pillow image as RGB uint8 [H, W, 3], in its stored pixel orientation.
+
+    Grey ("1", "L") is repeated on three channels; alpha ("LA", "RGBA", "P" with
+    transparency) is dropped, keeping each pixel's stored colour, as
+    ``Image.convert("RGB")`` and open_clip's preprocessing do; CMYK is converted
+    by Pillow; 16-bit grey ("I;16", or "I" holding 16-bit values) keeps its top
+    8 bits (Pillow's own conversion would clip everything above 255 to white).
+    """
+    if image.mode in SIXTEEN_BIT_MODES:
+        grey = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # Pillow warns when a palette's transparency is dropped directly
+    return np.asarray(image.convert("RGB"))
+
+
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag of an image file (1, upright, when there is none)."""
+    try:
+        with Image.open(path) as image:
+            return int(image.getexif().get(0x0112, 1))
+    except (OSError, ValueError, TypeError):
+        return 1
+
+
+def orientation_hint(path: Path) -> str:
+    """A note for a size mismatch when the file carries an EXIF rotation."""
+    orientation = exif_orientation(path)
+    if orientation in (1, 2, 3, 4):
+        return ""
+    return (
+        f" (the file carries EXIF orientation {orientation}, a quarter turn: semgraph reads the stored pixels "
+        "unrotated, as COCO's annotations are; masks and sizes must be given in that orientation)"
+    )
+
+
 def load_image(path: Path) -> np.ndarray:
-    """RGB uint8 [H, W, 3]; a missing or undecodable file is a `BadItem` naming it."""
+    """RGB uint8 [H, W, 3] of any image mode (`to_rgb`); a missing, undecodable or
+    too large file is a `BadItem` naming it.
+
+    EXIF orientation is not applied: COCO's width, height and annotations are in
+    the stored pixel orientation, so image and masks agree only unrotated.
+    Pillow's decompression-bomb guard is kept deliberately, and strictly: an image
+    of more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (89 million by default;
+    8000x6000 is 48 million) is refused with a clear error, not a warning.
+    """
     if not path.is_file():
         raise BadItem(f"image {path} does not exist")
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return to_rgb(image)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise BadItem(
+            f"image {path} is too large to decode safely ({error}); downscale it, or raise "
+            "PIL.Image.MAX_IMAGE_PIXELS in a wrapper script if you trust the file"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise BadItem(f"image {path} cannot be decoded ({error})") from None
 
@@ -96,6 +153,23 @@ def check_annotations(coco: COCO, path: Path, on_bad: str) -> tuple[dict[int, li
         else:
             usable[annotation["image_id"]].append(annotation)
     return usable, counts
+
+
+def duplicate_image_ids(coco: COCO, path: Path, on_bad: str) -> set[int]:
+    """Image ids listed more than once (pycocotools would silently keep the last):
+    an error naming the id and its files, or, with ``on_bad='skip'``, the ids to
+    leave out with their annotations (counted)."""
+    files: dict[int, list[str]] = defaultdict(list)
+    for image in coco.dataset.get("images", []):
+        files[image.get("id")].append(str(image.get("file_name")))
+    duplicates = {image_id for image_id, names in files.items() if len(names) > 1}
+    if duplicates and on_bad != "skip":
+        image_id = min(duplicates, key=str)
+        raise ValueError(
+            f"{path}: image id {image_id} appears {len(files[image_id])} times ({', '.join(files[image_id])}); "
+            f"{len(duplicates)} ids are duplicated in all (--on-bad-image skip leaves them out)"
+        )
+    return duplicates
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -201,12 +275,20 @@ class CocoBuilder(GraphBuilder):
         self.captions_path = self.root / "annotations" / f"captions_{split}.json"
         self.image_dir = self.root / split
         coco = load_coco(self.instances_path)
+        duplicates = duplicate_image_ids(coco, self.instances_path, on_bad)
         self.annotations, self.problems = check_annotations(coco, self.instances_path, on_bad)
-        self.images = {image_id: coco.imgs[image_id] for image_id in sorted(coco.imgs)}
+        for image_id in duplicates:
+            self.problems["of a duplicated image id"] += len(self.annotations.pop(image_id, []))
+        self.images = {image_id: coco.imgs[image_id] for image_id in sorted(coco.imgs) if image_id not in duplicates}
         self.category_names = {cat_id: cat.get("name", str(cat_id)) for cat_id, cat in coco.cats.items()}
         self.captions = self._load_captions()
         self.image_ids = [i for i in self.images if i in self.captions] if self.karpathy else list(self.images)
         self.vg = load_vg_relations(self.vg_dir, set(self.image_ids)) if relations == "vg" else {}
+        if duplicates:
+            LOG.info("%s: %d duplicated image ids left out", self.instances_path, len(duplicates))
+        beyond = sum(max(0, len(self.annotations.get(i, ())) - max_objects) for i in self.image_ids)
+        if beyond:
+            self.problems[f"beyond --max-objects {max_objects} (smallest first)"] = beyond
         if self.problems:
             left_out = ", ".join(f"{n} {kind}" for kind, n in self.problems.items())
             LOG.info("%s: annotations left out: %s", self.instances_path, left_out)
@@ -252,7 +334,10 @@ class CocoBuilder(GraphBuilder):
         annotations = sorted(self.annotations.get(image_id, []), key=lambda a: -a.get("area", 0))
         placed, labels = [], []
         for annotation in annotations:
-            row, col, crop = rasterise(annotation, height, width)
+            try:
+                row, col, crop = rasterise(annotation, height, width)
+            except ValueError as error:
+                raise BadItem(f"{self.instances_path}: annotation {annotation.get('id')}: mask {error}") from None
             if not crop.any():
                 continue  # degenerate once rasterised
             placed.append((row, col, crop))
@@ -272,11 +357,12 @@ class CocoBuilder(GraphBuilder):
         captions = self.captions.get(image_id)
         if not captions:
             raise BadItem(f"{self.captions_path}: image {image_id} ({info['file_name']}) has no captions")
-        image = load_image(self.image_dir / info["file_name"])
+        path = self.image_dir / info["file_name"]
+        image = load_image(path)
         if image.shape[:2] != (info["height"], info["width"]):
             raise BadItem(
-                f"image {self.image_dir / info['file_name']} is {image.shape[1]}x{image.shape[0]}, "
-                f"annotations say {info['width']}x{info['height']}"
+                f"image {path} is {image.shape[1]}x{image.shape[0]}, "
+                f"annotations say {info['width']}x{info['height']}" + orientation_hint(path)
             )
         if self.graph_type == "patch":
             graph = build_patch_graph(image)
@@ -296,7 +382,9 @@ class CocoBuilder(GraphBuilder):
 def rasterise(annotation: dict, height: int, width: int) -> tuple[int, int, np.ndarray]:
     """An annotation's mask as (row, column, crop): polygons are rasterised only
     inside their box (the same pixels as the whole-image mask, at a fraction of
-    the cost); RLE, which spans the image, is decoded whole."""
+    the cost); RLE, which spans the image, is checked (size, run lengths: pycocotools
+    would decode a malformed one into garbage), decoded whole and cut to its box,
+    so no full-frame array outlives the call."""
     segmentation = annotation["segmentation"]
     if isinstance(segmentation, list):
         polygons = [np.asarray(p, dtype=np.float64) for p in segmentation if len(p) >= 6]
@@ -310,6 +398,6 @@ def rasterise(annotation: dict, height: int, width: int) -> tuple[int, int, np.n
         shifted = [(p.reshape(-1, 2) - (col, row)).ravel().tolist() for p in polygons]
         rle = mask_utils.merge(mask_utils.frPyObjects(shifted, crop_height, crop_width))
         return row, col, mask_utils.decode(rle).astype(bool)
-    if isinstance(segmentation["counts"], list):
-        segmentation = mask_utils.frPyObjects(segmentation, height, width)
-    return 0, 0, mask_utils.decode(segmentation).astype(bool)
+    rle, _ = mask_to_rle(segmentation, height, width)
+    x, y, w, h = (int(round(v)) for v in mask_utils.toBbox(rle))
+    return y, x, mask_utils.decode(rle)[y : y + h, x : x + w].astype(bool)

@@ -16,7 +16,7 @@ import networkx as nx
 from data.cache import BadItem
 from data.coco import load_image
 from data.datasets import SyntheticTwinBuilder
-from data.images import TOKEN_SOURCES, TokenSource, tokens_to_graph
+from data.images import TOKEN_SOURCES, TokenSource, dense_masks, tokens_to_graph
 from data.sources import DATASETS, DataOptions, make_builder
 from data.synthetic import SHAPES
 from graphs.build import build_patch_graph
@@ -133,7 +133,7 @@ def item_from_image(args: argparse.Namespace):
     tokens = TokenSource(args.token_source, args.tokens_file, args.maskrcnn_weights)(args.image.name, image)
     return (
         image,
-        tokens.masks,
+        dense_masks(tokens.masks),
         tokens_to_graph(image, tokens, Featurizer(), args.max_relations),
         args.image.name,
         [],

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from graphs.masks import Masks
 from graphs.schema import predicate_id
 
 SEGMENTERS = ("felzenszwalb", "slic")
@@ -25,9 +27,10 @@ SEGMENTERS = ("felzenszwalb", "slic")
 
 @dataclass
 class ImageTokens:
-    """The tokens of one image: masks [n, H, W] and what else the source knows."""
+    """The tokens of one image: masks ([n, H, W] bool, or `Masks` from a tokens file) and
+    what else the source knows."""
 
-    masks: np.ndarray
+    masks: np.ndarray | Masks
     labels: list[int] | None = None
     scores: list[float] | None = None
     features: np.ndarray | None = None  # [n, F], for the `precomputed` featurizer
@@ -91,44 +94,144 @@ class TokensFileError(ValueError):
     """A bad line of a tokens file; the message names the file and the line."""
 
 
-def _parse_tokens_line(entry: dict, where: str) -> tuple[str, ImageTokens]:
+def rle_runs(counts: bytes) -> np.ndarray | None:
+    """The run lengths of a compressed COCO RLE string (pycocotools' own format), or
+    None when the string cannot be one. Parsed here, vectorised, because pycocotools
+    decodes a malformed string into garbage instead of refusing it."""
+    chars = np.frombuffer(counts, dtype=np.uint8).astype(np.int64) - 48
+    if chars.size == 0 or (chars < 0).any() or (chars > 63).any() or chars[-1] & 0x20:
+        return None
+    last = (chars & 0x20) == 0  # the last character of each number
+    number = np.concatenate([[0], np.cumsum(last)[:-1]])
+    first = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+    place = np.arange(chars.size) - first[number]
+    runs = np.zeros(int(last.sum()), dtype=np.int64)
+    np.add.at(runs, number, (chars & 0x1F) << (5 * place))
+    negative = (chars[last] & 0x10) != 0
+    runs[negative] |= -1 << (5 * (place[last][negative] + 1))
+    runs[1::2], runs[2::2] = np.cumsum(runs[1::2]), np.cumsum(runs[2::2])  # stored as differences
+    return runs
+
+
+def mask_to_rle(mask: object, height: int, width: int) -> tuple[dict, int]:
+    """A mask of a tokens file or a COCO annotation as (compressed RLE, area).
+
+    Accepts the three forms COCO uses: a list of polygons ``[[x0, y0, x1, y1, ...], ...]``,
+    compressed RLE (``counts`` a string) and uncompressed RLE (``counts`` a list of
+    run lengths). A malformed mask or one of another size is a ValueError.
+    """
+    if isinstance(mask, list):
+        polygons = [p for p in mask if isinstance(p, list)]
+        if not polygons or len(polygons) != len(mask):
+            raise ValueError("a polygon mask must be a list of [x0, y0, x1, y1, ...] lists")
+        for polygon in polygons:
+            if len(polygon) < 6 or len(polygon) % 2 or not all(isinstance(v, int | float) for v in polygon):
+                raise ValueError("every polygon needs at least 3 points given as numbers x0, y0, x1, y1, ...")
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        return rle, int(mask_utils.area(rle))
+    if not isinstance(mask, dict) or "counts" not in mask or "size" not in mask:
+        raise ValueError("expected COCO RLE {'size': [h, w], 'counts': ...} or a list of polygons")
+    size = mask["size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        raise ValueError(f"size {size!r} is not [height, width]")
+    if tuple(size) != (height, width):
+        raise ValueError(f"is {size[1]}x{size[0]}, the image {width}x{height}")
+    counts = mask["counts"]
+    if isinstance(counts, list):
+        if not all(isinstance(v, int) and v >= 0 for v in counts) or sum(counts) != height * width:
+            raise ValueError(f"uncompressed RLE counts must be non-negative and add up to {height}x{width} pixels")
+        rle = mask_utils.frPyObjects({"size": size, "counts": counts}, height, width)
+        return rle, int(mask_utils.area(rle))
+    if isinstance(counts, str):
+        counts = counts.encode()
+    runs = rle_runs(counts) if isinstance(counts, bytes) else None
+    if runs is None or (runs < 0).any() or runs.sum() != height * width:
+        raise ValueError(f"compressed RLE counts do not describe {height}x{width} pixels")
+    return {"size": [height, width], "counts": counts}, int(runs[1::2].sum())
+
+
+def decode_to_masks(rles: list[dict], height: int, width: int) -> Masks:
+    """Compressed RLEs -> `Masks`: each is decoded whole once, then only its box is kept."""
+    placed = []
+    for rle in rles:
+        x, y, w, h = (int(round(v)) for v in mask_utils.toBbox(rle))
+        placed.append((y, x, mask_utils.decode(rle)[y : y + h, x : x + w].astype(bool)))
+    return Masks.from_crops(height, width, placed)
+
+
+@dataclass
+class TokensLine:
+    """One image of a tokens file, its masks still compressed (decoded when it is built)."""
+
+    where: str
+    height: int
+    width: int
+    rles: list[dict]
+    areas: list[int]
+    labels: list[int] | None = None
+    scores: list[float] | None = None
+    features: np.ndarray | None = None
+    triplets: list[tuple[int, int, int]] | None = None
+
+    def largest(self, max_objects: int | None) -> list[int]:
+        """Indices of the masks kept under the cap: the largest, in file order."""
+        if max_objects is None or len(self.rles) <= max_objects:
+            return list(range(len(self.rles)))
+        order = np.argsort(-np.asarray(self.areas), kind="stable")[:max_objects]
+        return sorted(int(k) for k in order)
+
+    def tokens(self, max_objects: int | None = None) -> ImageTokens:
+        """The image's tokens with at most `max_objects` masks; triplets follow the kept masks."""
+        keep = self.largest(max_objects)
+        new_index = {old: new for new, old in enumerate(keep)}
+        return ImageTokens(
+            masks=decode_to_masks([self.rles[k] for k in keep], self.height, self.width),
+            labels=None if self.labels is None else [self.labels[k] for k in keep],
+            scores=None if self.scores is None else [self.scores[k] for k in keep],
+            features=None if self.features is None else self.features[keep],
+            triplets=None
+            if self.triplets is None
+            else [(new_index[s], p, new_index[o]) for s, p, o in self.triplets if s in new_index and o in new_index],
+        )
+
+
+def _parse_tokens_line(entry: dict, where: str) -> tuple[str, TokensLine]:
     if not isinstance(entry, dict):
         raise TokensFileError(f"{where}: expected a JSON object")
     for key in ("file_name", "height", "width", "masks"):
         if key not in entry:
             raise TokensFileError(f"{where}: missing key {key!r}")
     height, width = int(entry["height"]), int(entry["width"])
-    masks = []
-    for k, rle in enumerate(entry["masks"]):
+    if height <= 0 or width <= 0:
+        raise TokensFileError(f"{where}: the image size {width}x{height} is empty")
+    rles, areas = [], []
+    for k, mask in enumerate(entry["masks"]):
         try:
-            if isinstance(rle.get("counts"), list):
-                rle = mask_utils.frPyObjects(rle, height, width)
-            elif isinstance(rle.get("counts"), str):
-                rle = {"size": rle["size"], "counts": rle["counts"].encode()}
-            mask = mask_utils.decode(rle).astype(bool)
+            rle, area = mask_to_rle(mask, height, width)
+        except ValueError as error:
+            raise TokensFileError(f"{where}: mask {k} {error}") from None
         except Exception as error:  # pycocotools raises plain errors of several kinds
-            raise TokensFileError(f"{where}: mask {k} is not a valid COCO RLE ({error})") from None
-        if mask.shape != (height, width):
-            raise TokensFileError(f"{where}: mask {k} is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
-        if not mask.any():
+            raise TokensFileError(f"{where}: mask {k} is not a valid COCO RLE or polygon ({error})") from None
+        if area == 0:
             raise TokensFileError(f"{where}: mask {k} is empty")
-        masks.append(mask)
-    n = len(masks)
-    tokens = ImageTokens(masks=np.stack(masks) if masks else np.zeros((0, height, width), dtype=bool))
+        rles.append(rle)
+        areas.append(area)
+    n = len(rles)
+    line = TokensLine(where, height, width, rles, areas)
     for key in ("labels", "scores", "features"):
         if key in entry and len(entry[key]) != n:
             raise TokensFileError(f"{where}: {len(entry[key])} {key} for {n} masks")
     if "labels" in entry:
-        tokens.labels = [int(v) for v in entry["labels"]]
+        line.labels = [int(v) for v in entry["labels"]]
     if "scores" in entry:
-        tokens.scores = [float(v) for v in entry["scores"]]
+        line.scores = [float(v) for v in entry["scores"]]
     if "features" in entry:
         features = np.asarray(entry["features"], dtype=np.float32)
         if features.ndim != 2:
             raise TokensFileError(f"{where}: features must be a list of equal-length vectors")
-        tokens.features = features
+        line.features = features
     if "triplets" in entry:
-        tokens.triplets = []
+        line.triplets = []
         for k, triplet in enumerate(entry["triplets"]):
             if not (isinstance(triplet, list) and len(triplet) == 3):
                 raise TokensFileError(f"{where}: triplet {k} must be [subject, predicate, object]")
@@ -141,11 +244,46 @@ def _parse_tokens_line(entry: dict, where: str) -> tuple[str, ImageTokens]:
             if s == o:
                 raise TokensFileError(f"{where}: triplet {k} relates mask {s} to itself")
             pid = predicate_id(predicate, strict=False) if isinstance(predicate, str) else int(predicate)
-            tokens.triplets.append((s, pid, o))
-    return str(entry["file_name"]), tokens
+            line.triplets.append((s, pid, o))
+    return str(entry["file_name"]), line
 
 
-def read_tokens_file(path: str | Path) -> dict[str, ImageTokens]:
+class TokensFile(Mapping):
+    """A read, validated tokens file: {file name: tokens}.
+
+    Masks stay compressed (COCO RLE) until an image's tokens are asked for, so
+    a file of a whole dataset fits in memory; ``tokens[name]`` decodes one image
+    (all its masks), ``tokens.line(name).tokens(max_objects)`` the largest few.
+    """
+
+    def __init__(self, path: Path, lines: dict[str, TokensLine]) -> None:
+        self.path, self.lines = path, lines
+
+    def __getitem__(self, name: str) -> ImageTokens:
+        return self.lines[name].tokens()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.lines)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def line(self, name: str) -> TokensLine:
+        return self.lines[name]
+
+    def beyond(self, max_objects: int | None) -> tuple[int, int, int]:
+        """(images over the cap, masks left out, triplets left out with them) under `max_objects`."""
+        images = masks = triplets = 0
+        for line in self.lines.values():
+            if max_objects is not None and len(line.rles) > max_objects:
+                kept = set(line.largest(max_objects))
+                images += 1
+                masks += len(line.rles) - len(kept)
+                triplets += sum(s not in kept or o not in kept for s, _, o in line.triplets or ())
+        return images, masks, triplets
+
+
+def read_tokens_file(path: str | Path) -> TokensFile:
     """Read and validate a tokens file -> {file name: tokens}.
 
     Every problem is a `TokensFileError` naming the file and the line number.
@@ -154,21 +292,21 @@ def read_tokens_file(path: str | Path) -> dict[str, ImageTokens]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"tokens file {path} does not exist")
-    tokens: dict[str, ImageTokens] = {}
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
+    lines: dict[str, TokensLine] = {}
+    with open(path, encoding="utf-8") as f:
+        for number, text in enumerate(f, 1):
+            if not text.strip():
                 continue
             where = f"{path}:{number}"
             try:
-                entry = json.loads(line)
+                entry = json.loads(text)
             except json.JSONDecodeError as error:
                 raise TokensFileError(f"{where}: not valid JSON ({error.msg})") from None
-            name, image_tokens = _parse_tokens_line(entry, where)
-            if name in tokens:
-                raise TokensFileError(f"{where}: {name} already appeared on an earlier line")
-            tokens[name] = image_tokens
-    return tokens
+            name, line = _parse_tokens_line(entry, where)
+            if name in lines:
+                raise TokensFileError(f"{where}: {name} already appeared on line {lines[name].where.rsplit(':', 1)[1]}")
+            lines[name] = line
+    return TokensFile(path, lines)
 
 
 class MaskRCNNSource:
