@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patheffects as patheffects  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
@@ -38,8 +41,13 @@ def draw_graph(
     ax: plt.Axes | None = None,
     title: str | None = None,
     show_legend: bool = True,
+    object_labels: Sequence[str | None] | None = None,
 ) -> plt.Axes:
-    """Draw `data` over `image`; masks (optional) are outlined in their box colour."""
+    """Draw `data` over `image`; masks (optional) are outlined in their box colour.
+
+    `object_labels` names each object token (its category in the picture; None or
+    "" leaves a token unnamed), written in small type beside its circle.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))
     height, width = image.shape[:2]
@@ -81,6 +89,8 @@ def draw_graph(
             bbox=dict(boxstyle="round,pad=0.1", fc="gold", alpha=0.7, lw=0),
             zorder=6,
         )
+    if object_labels is not None:
+        draw_object_labels(ax, positions[OBJECT], object_labels, height)
     if show_legend:
         handles = [Line2D([], [], color=EDGE_COLOURS[et], lw=2, label=f"{EDGE_RANK[et]}. {et[1]}") for et in EDGE_TYPES]
         handles += [
@@ -105,12 +115,41 @@ def draw_graph(
     return ax
 
 
+def draw_object_labels(ax: plt.Axes, positions: np.ndarray, labels: Sequence[str | None], height: int) -> None:
+    """Each object's name just below its circle (above it near the bottom edge),
+    small, black on a white halo; relation names sit above their squares, so the
+    two kinds of label keep apart."""
+    if len(labels) != len(positions):
+        raise ValueError(f"{len(labels)} object labels for {len(positions)} object tokens")
+    for (x, y), label in zip(positions, labels, strict=True):
+        if not label:
+            continue
+        below = y < 0.92 * height
+        ax.annotate(
+            label,
+            xy=(x, y),
+            xytext=(0, -7 if below else 7),
+            textcoords="offset points",
+            ha="center",
+            va="top" if below else "bottom",
+            fontsize=6,
+            color="black",
+            path_effects=[patheffects.withStroke(linewidth=2, foreground="white")],
+            zorder=7,
+        )
+
+
 def save_graph_picture(
-    image: np.ndarray, data: HeteroData, path: str, masks: np.ndarray | None = None, title: str | None = None
+    image: np.ndarray,
+    data: HeteroData,
+    path: str,
+    masks: np.ndarray | None = None,
+    title: str | None = None,
+    object_labels: Sequence[str | None] | None = None,
 ) -> None:
     """Draw and save a PNG."""
     fig, ax = plt.subplots(figsize=(8, 6), dpi=120)
-    draw_graph(image, data, masks, ax=ax, title=title)
+    draw_graph(image, data, masks, ax=ax, title=title, object_labels=object_labels)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
