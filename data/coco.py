@@ -22,6 +22,7 @@ import contextlib
 import io
 import json
 import logging
+import unicodedata
 import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -97,6 +98,18 @@ def orientation_hint(path: Path) -> str:
     )
 
 
+def unicode_variant(path: Path) -> Path:
+    """`path`, or the file whose name is its other Unicode normal form: an export
+    made on macOS stores names decomposed (NFD), JSON files usually composed (NFC)."""
+    if path.is_file():
+        return path
+    for form in ("NFC", "NFD"):
+        variant = path.with_name(unicodedata.normalize(form, path.name))
+        if variant.is_file():
+            return variant
+    return path
+
+
 def load_image(path: Path) -> np.ndarray:
     """RGB uint8 [H, W, 3] of any image mode (`to_rgb`); a missing, undecodable or
     too large file is a `BadItem` naming it.
@@ -107,6 +120,7 @@ def load_image(path: Path) -> np.ndarray:
     of more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (89 million by default;
     8000x6000 is 48 million) is refused with a clear error, not a warning.
     """
+    path = unicode_variant(path)
     if not path.is_file():
         raise BadItem(f"image {path} does not exist")
     try:
@@ -192,13 +206,13 @@ def load_vg_relations(vg_dir: Path, coco_ids: set[int]) -> dict[int, list[tuple[
         if not path.is_file():
             raise FileNotFoundError(f"Visual Genome file {path} does not exist")
     vg_to_coco, sizes = {}, {}
-    for entry in json.loads(image_data_path.read_text()):
+    for entry in json.loads(image_data_path.read_text(encoding="utf-8")):
         if entry.get("coco_id") in coco_ids:
             vg_id = entry.get("image_id", entry.get("id"))
             vg_to_coco[vg_id] = entry["coco_id"]
             sizes[vg_id] = (entry["width"], entry["height"])
     triplets: dict[int, list] = defaultdict(list)
-    for k, entry in enumerate(json.loads(relationships_path.read_text())):
+    for k, entry in enumerate(json.loads(relationships_path.read_text(encoding="utf-8"))):
         vg_id = entry.get("image_id", entry.get("id"))
         if vg_id not in vg_to_coco:
             continue
@@ -299,7 +313,7 @@ class CocoBuilder(GraphBuilder):
             if not self.karpathy.is_file():
                 raise FileNotFoundError(f"Karpathy split file {self.karpathy} does not exist")
             wanted = {"train": {"train", "restval"}}.get(self.karpathy_split, {self.karpathy_split})
-            for entry in json.loads(self.karpathy.read_text())["images"]:
+            for entry in json.loads(self.karpathy.read_text(encoding="utf-8"))["images"]:
                 if entry["split"] in wanted and entry["cocoid"] in self.images:
                     captions[entry["cocoid"]] = [s["raw"].strip() for s in entry["sentences"]][:CAPTIONS_PER_IMAGE]
             return dict(captions)

@@ -36,7 +36,7 @@ def read_captions_file(path: str | Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise FileNotFoundError(f"captions file {path} does not exist")
     captions: dict[str, list[str]] = {}
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -344,3 +344,16 @@ def test_a_tokens_file_size_disagreeing_with_an_exif_rotated_image_says_why(tmp_
     builder = ImageFolderBuilder(images, captions, TokenSource("tokens", tokens))
     with pytest.raises(BadItem, match="tokens.jsonl:1: masks of phone.jpg are 24x40, the image 40x24 .*EXIF"):
         builder.build(0)
+
+
+def test_a_name_in_the_other_unicode_normal_form_finds_its_file(tmp_path):
+    """Names composed in the JSON (NFC), decomposed on disk (NFD, as macOS exports them)."""
+    import unicodedata
+
+    composed = "café.jpg"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    noise(40, 30).save(tmp_path / decomposed)
+    assert load_image(tmp_path / composed).shape == (30, 40, 3)
+    with pytest.raises(BadItem, match="cafe.jpg does not exist"):
+        load_image(tmp_path / "cafe.jpg")
