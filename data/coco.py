@@ -300,6 +300,7 @@ class CocoBuilder(GraphBuilder):
         self.vg = load_vg_relations(self.vg_dir, set(self.image_ids)) if relations == "vg" else {}
         if duplicates:
             LOG.info("%s: %d duplicated image ids left out", self.instances_path, len(duplicates))
+        # an upper bound: an annotation whose mask is empty once rasterised makes room for the next
         beyond = sum(max(0, len(self.annotations.get(i, ())) - max_objects) for i in self.image_ids)
         if beyond:
             self.problems[f"beyond --max-objects {max_objects} (smallest first)"] = beyond

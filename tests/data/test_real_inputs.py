@@ -110,6 +110,26 @@ def test_every_image_mode_becomes_rgb_uint8(tmp_path, make, suffix, pixel, expec
     assert np.abs(image[y, x].astype(int) - expected).max() <= tolerance
 
 
+def sixteen_bit_rgb_png(path, width, height, value):
+    """A 16-bit-per-channel RGB PNG, written by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    row = b"\x00" + struct.pack(">" + "H" * 3 * width, *([value] * 3 * width))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    pixels = zlib.compress(row * height)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+
+
+def test_sixteen_bit_rgb_keeps_its_top_byte_like_sixteen_bit_grey(tmp_path):
+    sixteen_bit_rgb_png(tmp_path / "deep.png", 4, 3, 40000)
+    assert load_image(tmp_path / "deep.png")[0, 0].tolist() == [40000 >> 8] * 3
+
+
 def test_sixteen_bit_grey_keeps_its_range():
     """Pillow's convert("RGB") would clip 16-bit values to 255 (white); the top byte is kept."""
     from data.coco import to_rgb
