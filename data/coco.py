@@ -169,13 +169,17 @@ def check_annotations(coco: COCO, path: Path, on_bad: str) -> tuple[dict[int, li
     return usable, counts
 
 
-def duplicate_image_ids(coco: COCO, path: Path, on_bad: str) -> set[int]:
-    """Image ids listed more than once (pycocotools would silently keep the last):
-    an error naming the id and its files, or, with ``on_bad='skip'``, the ids to
-    leave out with their annotations (counted)."""
+def check_images(coco: COCO, path: Path, on_bad: str) -> tuple[set[int], Counter]:
+    """Image entries that cannot be used: an id listed more than once (pycocotools
+    would silently keep the last) or an entry without its file name or size. An
+    error naming the id, or with ``on_bad='skip'`` the ids to leave out (counted)."""
     files: dict[int, list[str]] = defaultdict(list)
+    incomplete: set = set()
     for image in coco.dataset.get("images", []):
         files[image.get("id")].append(str(image.get("file_name")))
+        size = image.get("height"), image.get("width")
+        if not isinstance(image.get("file_name"), str) or not all(isinstance(v, int) and v > 0 for v in size):
+            incomplete.add(image.get("id"))
     duplicates = {image_id for image_id, names in files.items() if len(names) > 1}
     if duplicates and on_bad != "skip":
         image_id = min(duplicates, key=str)
@@ -183,7 +187,13 @@ def duplicate_image_ids(coco: COCO, path: Path, on_bad: str) -> set[int]:
             f"{path}: image id {image_id} appears {len(files[image_id])} times ({', '.join(files[image_id])}); "
             f"{len(duplicates)} ids are duplicated in all (--on-bad-image skip leaves them out)"
         )
-    return duplicates
+    if incomplete and on_bad != "skip":
+        raise ValueError(
+            f"{path}: image {min(incomplete, key=str)} lacks a file_name or a positive integer height and width "
+            f"({len(incomplete)} such images; --on-bad-image skip leaves them out)"
+        )
+    counts = Counter({"duplicated image ids": len(duplicates), "incomplete image entries": len(incomplete)})
+    return duplicates | incomplete, +counts
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -289,17 +299,18 @@ class CocoBuilder(GraphBuilder):
         self.captions_path = self.root / "annotations" / f"captions_{split}.json"
         self.image_dir = self.root / split
         coco = load_coco(self.instances_path)
-        duplicates = duplicate_image_ids(coco, self.instances_path, on_bad)
+        left_out, image_problems = check_images(coco, self.instances_path, on_bad)
         self.annotations, self.problems = check_annotations(coco, self.instances_path, on_bad)
-        for image_id in duplicates:
-            self.problems["of a duplicated image id"] += len(self.annotations.pop(image_id, []))
-        self.images = {image_id: coco.imgs[image_id] for image_id in sorted(coco.imgs) if image_id not in duplicates}
+        for image_id in left_out:
+            self.problems["of a left-out image entry"] += len(self.annotations.pop(image_id, []))
+        self.images = {i: coco.imgs[i] for i in sorted(coco.imgs) if i not in left_out}
         self.category_names = {cat_id: cat.get("name", str(cat_id)) for cat_id, cat in coco.cats.items()}
         self.captions = self._load_captions()
         self.image_ids = [i for i in self.images if i in self.captions] if self.karpathy else list(self.images)
         self.vg = load_vg_relations(self.vg_dir, set(self.image_ids)) if relations == "vg" else {}
-        if duplicates:
-            LOG.info("%s: %d duplicated image ids left out", self.instances_path, len(duplicates))
+        if image_problems:
+            left = ", ".join(f"{n} {kind}" for kind, n in image_problems.items())
+            LOG.info("%s: images left out: %s", self.instances_path, left)
         # an upper bound: an annotation whose mask is empty once rasterised makes room for the next
         beyond = sum(max(0, len(self.annotations.get(i, ())) - max_objects) for i in self.image_ids)
         if beyond:

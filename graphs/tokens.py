@@ -20,7 +20,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from graphs.masks import Masks
-from graphs.schema import predicate_id
+from graphs.schema import PREDICATES, predicate_id
 
 SEGMENTERS = ("felzenszwalb", "slic")
 
@@ -201,9 +201,11 @@ def _parse_tokens_line(entry: dict, where: str) -> tuple[str, TokensLine]:
     for key in ("file_name", "height", "width", "masks"):
         if key not in entry:
             raise TokensFileError(f"{where}: missing key {key!r}")
-    height, width = int(entry["height"]), int(entry["width"])
-    if height <= 0 or width <= 0:
-        raise TokensFileError(f"{where}: the image size {width}x{height} is empty")
+    height, width = entry["height"], entry["width"]
+    if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        raise TokensFileError(f"{where}: height {height!r} and width {width!r} must be positive integers")
+    if not isinstance(entry["masks"], list):
+        raise TokensFileError(f"{where}: masks must be a list (one COCO RLE or polygon list per mask)")
     rles, areas = [], []
     for k, mask in enumerate(entry["masks"]):
         try:
@@ -218,18 +220,25 @@ def _parse_tokens_line(entry: dict, where: str) -> tuple[str, TokensLine]:
         areas.append(area)
     n = len(rles)
     line = TokensLine(where, height, width, rles, areas)
+    for key in ("labels", "scores", "features", "triplets"):
+        if key in entry and not isinstance(entry[key], list):
+            raise TokensFileError(f"{where}: {key} must be a list")
     for key in ("labels", "scores", "features"):
         if key in entry and len(entry[key]) != n:
             raise TokensFileError(f"{where}: {len(entry[key])} {key} for {n} masks")
     if "labels" in entry:
-        line.labels = [int(v) for v in entry["labels"]]
-    if "scores" in entry:
-        line.scores = [float(v) for v in entry["scores"]]
-    if "features" in entry:
-        features = np.asarray(entry["features"], dtype=np.float32)
-        if features.ndim != 2:
-            raise TokensFileError(f"{where}: features must be a list of equal-length vectors")
-        line.features = features
+        if not all(isinstance(v, int) for v in entry["labels"]):
+            raise TokensFileError(f"{where}: labels must be integer category ids")
+        line.labels = list(entry["labels"])
+    try:
+        if "scores" in entry:
+            line.scores = [float(v) for v in entry["scores"]]
+        if "features" in entry:
+            line.features = np.asarray(entry["features"], dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise TokensFileError(f"{where}: scores and features must be numbers ({error})") from None
+    if line.features is not None and (line.features.ndim != 2 or not np.isfinite(line.features).all()):
+        raise TokensFileError(f"{where}: features must be a list of equal-length vectors of finite numbers")
     if "triplets" in entry:
         line.triplets = []
         for k, triplet in enumerate(entry["triplets"]):
@@ -243,7 +252,12 @@ def _parse_tokens_line(entry: dict, where: str) -> tuple[str, TokensLine]:
                     )
             if s == o:
                 raise TokensFileError(f"{where}: triplet {k} relates mask {s} to itself")
-            pid = predicate_id(predicate, strict=False) if isinstance(predicate, str) else int(predicate)
+            if isinstance(predicate, str):
+                pid = predicate_id(predicate, strict=False)
+            elif isinstance(predicate, int) and 0 <= predicate < len(PREDICATES):
+                pid = predicate
+            else:
+                raise TokensFileError(f"{where}: triplet {k} predicate {predicate!r} is neither a name nor an id")
             line.triplets.append((s, pid, o))
     return str(entry["file_name"]), line
 

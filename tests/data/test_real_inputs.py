@@ -350,7 +350,7 @@ def test_duplicate_coco_image_ids_are_an_error_naming_the_id_or_a_counted_skip(t
     with pytest.raises(ValueError, match=message):
         CocoBuilder(tmp_path, "val2017")
     builder = CocoBuilder(tmp_path, "val2017", on_bad="skip")
-    assert builder.image_ids == [1] and builder.problems["of a duplicated image id"] == 1
+    assert builder.image_ids == [1] and builder.problems["of a left-out image entry"] == 1
 
 
 def test_a_tokens_file_size_disagreeing_with_an_exif_rotated_image_says_why(tmp_path):
@@ -377,3 +377,36 @@ def test_a_name_in_the_other_unicode_normal_form_finds_its_file(tmp_path):
     assert load_image(tmp_path / composed).shape == (30, 40, 3)
     with pytest.raises(BadItem, match="cafe.jpg does not exist"):
         load_image(tmp_path / "cafe.jpg")
+
+
+def test_incomplete_coco_image_entries_are_an_error_or_a_counted_skip(tmp_path):
+    write_coco_folder(
+        tmp_path,
+        [(1, "good.jpg", noise(40, 30), 40, 30), (2, "sizeless.jpg", noise(40, 30), None, 30)],
+        [{"image_id": 2, "segmentation": polygon(2, 2, 10, 10)}],
+    )
+    with pytest.raises(ValueError, match="instances_val2017.json: image 2 lacks a file_name or a positive integer"):
+        CocoBuilder(tmp_path, "val2017")
+    builder = CocoBuilder(tmp_path, "val2017", on_bad="skip")
+    assert builder.image_ids == [1] and builder.problems["of a left-out image entry"] == 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"height": "tall"}, "height 'tall' and width 40 must be positive integers"),
+        ({"masks": {"size": [30, 40]}}, "masks must be a list"),
+        ({"labels": ["dog"]}, "labels must be integer category ids"),
+        ({"features": [["x", 1.0]]}, "scores and features must be numbers"),
+        ({"features": [[float("nan"), 1.0]]}, "features must be a list of equal-length vectors of finite numbers"),
+        ({"triplets": [[0, 3.5, 1]]}, "triplet 0 predicate 3.5 is neither a name nor an id"),
+    ],
+)
+def test_tokens_file_refuses_wrong_types_by_line(tmp_path, change, message):
+    entry = {"file_name": "x.png", "height": 30, "width": 40, "masks": [polygon(2, 2, 10, 10)], **change}
+    if "triplets" in change:
+        entry["masks"].append(polygon(15, 15, 10, 10))
+    path = tmp_path / "tokens.jsonl"
+    path.write_text(json.dumps(entry) + "\n")
+    with pytest.raises(TokensFileError, match=f"tokens.jsonl:1: {message}"):
+        read_tokens_file(path)
