@@ -159,6 +159,13 @@ def decode_to_masks(rles: list[dict], height: int, width: int) -> Masks:
     return Masks.from_crops(height, width, placed)
 
 
+def keep_largest(areas: list[int] | np.ndarray, max_objects: int | None) -> list[int]:
+    """Indices of the `max_objects` largest areas (ties: earlier first), in their original order."""
+    if max_objects is None or len(areas) <= max_objects:
+        return list(range(len(areas)))
+    return sorted(int(k) for k in np.argsort(-np.asarray(areas), kind="stable")[:max_objects])
+
+
 @dataclass
 class TokensLine:
     """One image of a tokens file, its masks still compressed (decoded when it is built)."""
@@ -175,10 +182,7 @@ class TokensLine:
 
     def largest(self, max_objects: int | None) -> list[int]:
         """Indices of the masks kept under the cap: the largest, in file order."""
-        if max_objects is None or len(self.rles) <= max_objects:
-            return list(range(len(self.rles)))
-        order = np.argsort(-np.asarray(self.areas), kind="stable")[:max_objects]
-        return sorted(int(k) for k in order)
+        return keep_largest(self.areas, max_objects)
 
     def tokens(self, max_objects: int | None = None) -> ImageTokens:
         """The image's tokens with at most `max_objects` masks; triplets follow the kept masks."""
@@ -262,38 +266,69 @@ def _parse_tokens_line(entry: dict, where: str) -> tuple[str, TokensLine]:
     return str(entry["file_name"]), line
 
 
+@dataclass
+class TokensIndexEntry:
+    """What stays in memory of one line after it was validated: where it is, its
+    image size, its mask areas and triplet ends (for the --max-objects counts)."""
+
+    offset: int
+    number: int
+    height: int
+    width: int
+    areas: np.ndarray
+    pairs: np.ndarray  # [m, 2] subject and object mask of each triplet
+
+
 class TokensFile(Mapping):
     """A read, validated tokens file: {file name: tokens}.
 
-    Masks stay compressed (COCO RLE) until an image's tokens are asked for, so
-    a file of a whole dataset fits in memory; ``tokens[name]`` decodes one image
-    (all its masks), ``tokens.line(name).tokens(max_objects)`` the largest few.
+    Every line is validated once when the file is read; what stays in memory is
+    an index (each line's byte offset, image size, mask areas and triplet ends),
+    so a file of a whole dataset, features included, costs little memory and
+    little to send to each worker of a cache build. ``tokens.line(name)`` reads
+    that line again and decodes it; ``tokens[name]`` gives all its tokens.
     """
 
-    def __init__(self, path: Path, lines: dict[str, TokensLine]) -> None:
-        self.path, self.lines = path, lines
+    def __init__(self, path: Path, entries: dict[str, TokensIndexEntry]) -> None:
+        self.path, self.entries = path, entries
 
     def __getitem__(self, name: str) -> ImageTokens:
-        return self.lines[name].tokens()
+        return self.line(name).tokens()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.lines)
+        return iter(self.entries)
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return len(self.entries)
 
     def line(self, name: str) -> TokensLine:
-        return self.lines[name]
+        """The line of `name`, read again and parsed (a file changed since it was read is an error)."""
+        entry = self.entries[name]
+        where = f"{self.path}:{entry.number}"
+        with open(self.path, "rb") as f:
+            f.seek(entry.offset)
+            raw = f.readline()
+        try:
+            read_name, line = _parse_tokens_line(json.loads(raw), where)
+        except (json.JSONDecodeError, UnicodeDecodeError, TokensFileError):
+            read_name, line = None, None
+        if read_name != name:
+            raise TokensFileError(f"{where}: the file changed since it was read (the line of {name} is not there)")
+        return line
 
     def beyond(self, max_objects: int | None) -> tuple[int, int, int]:
         """(images over the cap, masks left out, triplets left out with them) under `max_objects`."""
         images = masks = triplets = 0
-        for line in self.lines.values():
-            if max_objects is not None and len(line.rles) > max_objects:
-                kept = set(line.largest(max_objects))
+        for entry in self.entries.values():
+            if max_objects is not None and len(entry.areas) > max_objects:
+                kept = np.zeros(len(entry.areas), dtype=bool)
+                kept[keep_largest(entry.areas, max_objects)] = True
                 images += 1
-                masks += len(line.rles) - len(kept)
-                triplets += sum(s not in kept or o not in kept for s, _, o in line.triplets or ())
+                masks += int((~kept).sum())
+                triplets += int((~kept[entry.pairs]).any(axis=1).sum()) if len(entry.pairs) else 0
         return images, masks, triplets
 
 
@@ -306,21 +341,27 @@ def read_tokens_file(path: str | Path) -> TokensFile:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"tokens file {path} does not exist")
-    lines: dict[str, TokensLine] = {}
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, 1):
-            if not text.strip():
+    entries: dict[str, TokensIndexEntry] = {}
+    offset = 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
                 continue
             where = f"{path}:{number}"
             try:
-                entry = json.loads(text)
+                entry = json.loads(raw)
             except json.JSONDecodeError as error:
                 raise TokensFileError(f"{where}: not valid JSON ({error.msg})") from None
+            except UnicodeDecodeError:
+                raise TokensFileError(f"{where}: not UTF-8 text") from None
             name, line = _parse_tokens_line(entry, where)
-            if name in lines:
-                raise TokensFileError(f"{where}: {name} already appeared on line {lines[name].where.rsplit(':', 1)[1]}")
-            lines[name] = line
-    return TokensFile(path, lines)
+            if name in entries:
+                raise TokensFileError(f"{where}: {name} already appeared on line {entries[name].number}")
+            pairs = np.array([(s, o) for s, _, o in line.triplets or ()], dtype=np.int64).reshape(-1, 2)
+            areas = np.asarray(line.areas, dtype=np.int64)
+            entries[name] = TokensIndexEntry(start, number, line.height, line.width, areas, pairs)
+    return TokensFile(path, entries)
 
 
 class MaskRCNNSource:

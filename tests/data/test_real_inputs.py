@@ -410,3 +410,23 @@ def test_tokens_file_refuses_wrong_types_by_line(tmp_path, change, message):
     path.write_text(json.dumps(entry) + "\n")
     with pytest.raises(TokensFileError, match=f"tokens.jsonl:1: {message}"):
         read_tokens_file(path)
+
+
+def test_a_tokens_file_sent_to_workers_carries_an_index_not_its_features(tmp_path):
+    """40 images x 7 masks x 512 features would be 573 kB as float32 in every cache-build worker."""
+    import pickle
+
+    rng = np.random.default_rng(0)
+    masks = [polygon(2 + k, 2 + 4 * k, 3, 3) for k in range(7)]
+    lines = [
+        tokens_line(f"{i}.png", 30, 40, masks, features=rng.normal(size=(7, 512)).round(3).tolist()) for i in range(40)
+    ]
+    path = tmp_path / "tokens.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    source = TokenSource("tokens", path)
+    assert len(pickle.dumps(source)) < 40_000
+    tokens = pickle.loads(pickle.dumps(source))("17.png", np.zeros((30, 40, 3), np.uint8))
+    assert tokens.features.shape == (7, 512) and np.allclose(tokens.features, json.loads(lines[17])["features"])
+    path.write_text("\n".join(lines[1:]) + "\n")  # changed after it was read
+    with pytest.raises(TokensFileError, match="tokens.jsonl:18: the file changed since it was read"):
+        source("17.png", np.zeros((30, 40, 3), np.uint8))
