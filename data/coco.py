@@ -196,6 +196,19 @@ def check_images(coco: COCO, path: Path, on_bad: str) -> tuple[set[int], Counter
     return duplicates | incomplete, +counts
 
 
+def drop_images(coco: COCO, image_ids: set) -> int:
+    """Take images out of the index before anything reads them, with their
+    annotations; returns how many annotations went with them."""
+    if not image_ids:
+        return 0
+    annotations = coco.dataset.get("annotations", [])
+    kept = [a for a in annotations if a.get("image_id") not in image_ids]
+    coco.dataset["annotations"] = kept
+    for image_id in image_ids:
+        coco.imgs.pop(image_id, None)
+    return len(annotations) - len(kept)
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of (cx, cy, w, h) boxes, [len(a), len(b)]."""
     ca, cb = corners(a), corners(b)
@@ -300,10 +313,11 @@ class CocoBuilder(GraphBuilder):
         self.image_dir = self.root / split
         coco = load_coco(self.instances_path)
         left_out, image_problems = check_images(coco, self.instances_path, on_bad)
+        orphans = drop_images(coco, left_out)
         self.annotations, self.problems = check_annotations(coco, self.instances_path, on_bad)
-        for image_id in left_out:
-            self.problems["of a left-out image entry"] += len(self.annotations.pop(image_id, []))
-        self.images = {i: coco.imgs[i] for i in sorted(coco.imgs) if i not in left_out}
+        if orphans:
+            self.problems["of a left-out image entry"] = orphans
+        self.images = {image_id: coco.imgs[image_id] for image_id in sorted(coco.imgs)}
         self.category_names = {cat_id: cat.get("name", str(cat_id)) for cat_id, cat in coco.cats.items()}
         self.captions = self._load_captions()
         self.image_ids = [i for i in self.images if i in self.captions] if self.karpathy else list(self.images)
