@@ -124,8 +124,7 @@ def tokens_to_graph(
     image: np.ndarray, tokens: ImageTokens, featurizer: Featurizer, max_relations: int | None
 ) -> HeteroData:
     """One image and its tokens -> a schema graph with the chosen featurizer."""
-    masks = tokens.masks if featurizer.kind != "backbone" else dense_masks(tokens.masks)
-    object_x, image_x = featurizer(image, masks, tokens.features)
+    object_x, image_x = featurizer(image, tokens.masks, tokens.features)
     return build_graph(
         image,
         tokens.masks,

@@ -6,6 +6,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import torch
 from export_files import compressed, noise, polygon, rectangle, rectangle_rle, uncompressed, write_coco_folder
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -430,3 +431,44 @@ def test_a_tokens_file_sent_to_workers_carries_an_index_not_its_features(tmp_pat
     path.write_text("\n".join(lines[1:]) + "\n")  # changed after it was read
     with pytest.raises(TokensFileError, match="tokens.jsonl:18: the file changed since it was read"):
         source("17.png", np.zeros((30, 40, 3), np.uint8))
+
+
+def test_mask_pooling_from_boxes_equals_area_interpolation_of_full_frames():
+    """The backbone featurizer pools `Masks` without making them full-frame: same weights."""
+    from graphs.featurizers import mask_cell_weights, mask_pool
+    from graphs.masks import Masks
+
+    rng = np.random.default_rng(3)
+    for height, width, h, w in ((37, 53, 7, 7), (64, 48, 8, 6), (10, 90, 7, 7), (5, 5, 7, 7)):
+        dense = np.zeros((4, height, width), dtype=bool)
+        for k in range(4):
+            top, left = int(rng.integers(0, height)), int(rng.integers(0, width))
+            dense[k, top : top + int(rng.integers(1, height)), left : left + int(rng.integers(1, width))] = True
+            dense[k] &= rng.random((height, width)) < 0.7
+            dense[k, top, left] = True
+        masks = Masks.from_dense(dense)
+        expected = torch.nn.functional.interpolate(torch.from_numpy(dense).float()[:, None], size=(h, w), mode="area")
+        assert torch.allclose(mask_cell_weights(masks, h, w), expected[:, 0], atol=1e-6)
+        feature_map = torch.from_numpy(rng.normal(size=(16, h, w))).float()
+        assert torch.allclose(mask_pool(feature_map, masks), mask_pool(feature_map, dense), atol=1e-5)
+
+
+def test_a_tokens_file_feeds_the_backbone_featurizer_its_boxed_masks(tmp_path):
+    from graphs.featurizers import BackboneFeaturizer, Featurizer
+
+    images = tmp_path / "images"
+    images.mkdir()
+    noise(64, 48).save(images / "a.png")
+    captions = tmp_path / "captions.jsonl"
+    captions.write_text(json.dumps({"file_name": "a.png", "captions": ["a picture"]}) + "\n")
+    tokens = tmp_path / "tokens.jsonl"
+    tokens.write_text(tokens_line("a.png", 48, 64, [polygon(2, 2, 20, 30), polygon(25, 30, 15, 20)]) + "\n")
+    with pytest.warns(UserWarning, match="RANDOM"):
+        featurizer = Featurizer("backbone", "timm:resnet18")
+        builder = ImageFolderBuilder(images, captions, TokenSource("tokens", tokens), featurizer)
+        graph, _ = builder.build(0)
+        image, dense = builder.image_and_masks(0)
+        reference = BackboneFeaturizer("timm:resnet18")
+    reference.model.load_state_dict(featurizer._model.model.state_dict())
+    expected, _ = reference(image, dense)
+    assert graph[OBJECT].x.shape == (2, 512) and torch.allclose(graph[OBJECT].x, expected, atol=1e-5)
