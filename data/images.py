@@ -31,11 +31,16 @@ def dense_masks(masks: np.ndarray | Masks) -> np.ndarray:
 
 
 def read_captions_file(path: str | Path) -> dict[str, list[str]]:
-    """{file name: captions}; a bad line is a ValueError naming the file and line number."""
+    """{file name: captions}; a bad line is a ValueError naming the file and line number.
+
+    A name on several lines (an export writing one caption per line) gets the
+    captions of all its lines, in file order; how many names did is logged.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"captions file {path} does not exist")
     captions: dict[str, list[str]] = {}
+    repeated: set[str] = set()
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -51,7 +56,11 @@ def read_captions_file(path: str | Path) -> dict[str, list[str]]:
                 texts = [texts]
             if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
                 raise ValueError(f"{path}:{number}: {name} needs at least one non-empty caption")
-            captions[name] = [t.strip() for t in texts]
+            if name in captions:
+                repeated.add(name)
+            captions.setdefault(name, []).extend(t.strip() for t in texts)
+    if repeated:
+        LOG.info("%s: %d file names appear on more than one line; their captions are combined", path, len(repeated))
     return captions
 
 

@@ -472,3 +472,17 @@ def test_a_tokens_file_feeds_the_backbone_featurizer_its_boxed_masks(tmp_path):
     reference.model.load_state_dict(featurizer._model.model.state_dict())
     expected, _ = reference(image, dense)
     assert graph[OBJECT].x.shape == (2, 512) and torch.allclose(graph[OBJECT].x, expected, atol=1e-5)
+
+
+def test_a_captions_file_with_one_caption_per_line_combines_them(tmp_path, caplog):
+    import logging
+
+    from data.images import read_captions_file
+
+    path = tmp_path / "captions.jsonl"
+    rows = [("a.jpg", "first"), ("b.jpg", ["other"]), ("a.jpg", "second"), ("a.jpg", ["third", "fourth"])]
+    path.write_text("".join(json.dumps({"file_name": n, "captions": c}) + "\n" for n, c in rows))
+    with caplog.at_level(logging.INFO, logger="semgraph"):
+        captions = read_captions_file(path)
+    assert captions == {"a.jpg": ["first", "second", "third", "fourth"], "b.jpg": ["other"]}
+    assert "1 file names appear on more than one line" in caplog.text
