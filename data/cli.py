@@ -71,7 +71,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument("--vg-dir", help="folder with Visual Genome image_data.json and relationships.json")
     data.add_argument("--karpathy", help="Karpathy split file (dataset_coco.json): its images and sentences")
-    data.add_argument("--max-objects", type=int, default=30, help="COCO objects per image, largest first")
+    data.add_argument(
+        "--max-objects", type=int, default=30, help="objects per image of COCO or a tokens file, largest kept"
+    )
     data.add_argument("--max-relations", type=int, default=20, help="geometric relations per image, nearest first")
     data.add_argument("--images", help="--dataset images: the image folder")
     data.add_argument("--captions", help="--dataset images: JSON lines {file_name, captions}")

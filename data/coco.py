@@ -24,6 +24,8 @@ import contextlib
 import io
 import json
 import logging
+import unicodedata
+import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -41,6 +43,7 @@ from graphs.featurizers import Featurizer
 from graphs.masks import Masks
 from graphs.relations import boxes_from_bounds, corners
 from graphs.schema import predicate_id
+from graphs.tokens import mask_to_rle
 
 LOG = logging.getLogger("semgraph")
 CAPTIONS_PER_IMAGE = 5
@@ -59,13 +62,81 @@ def load_coco(path: Path) -> COCO:
         raise ValueError(f"{path}: not a COCO annotation file ({type(error).__name__}: {error})") from None
 
 
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """Any Pillow image as RGB uint8 [H, W, 3], in its stored pixel orientation.
+
+    Grey ("1", "L") is repeated on three channels; alpha ("LA", "RGBA", "P" with
+    transparency) is dropped, keeping each pixel's stored colour, as
+    ``Image.convert("RGB")`` and open_clip's preprocessing do; CMYK is converted
+    by Pillow; 16-bit grey ("I;16", or "I" holding 16-bit values) keeps its top
+    8 bits (Pillow's own conversion would clip everything above 255 to white).
+    """
+    if image.mode in SIXTEEN_BIT_MODES:
+        grey = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # Pillow warns when a palette's transparency is dropped directly
+    return np.asarray(image.convert("RGB"))
+
+
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag of an image file (1, upright, when there is none)."""
+    try:
+        with Image.open(path) as image:
+            return int(image.getexif().get(0x0112, 1))
+    except (OSError, ValueError, TypeError):
+        return 1
+
+
+def orientation_hint(path: Path) -> str:
+    """A note for a size mismatch when the file carries an EXIF rotation."""
+    orientation = exif_orientation(path)
+    if orientation in (1, 2, 3, 4):
+        return ""
+    return (
+        f" (the file carries EXIF orientation {orientation}, a quarter turn: semgraph reads the stored pixels "
+        "unrotated, as COCO's annotations are; masks and sizes must be given in that orientation)"
+    )
+
+
+def unicode_variant(path: Path) -> Path:
+    """`path`, or the file whose name is its other Unicode normal form: an export
+    made on macOS stores names decomposed (NFD), JSON files usually composed (NFC)."""
+    if path.is_file():
+        return path
+    for form in ("NFC", "NFD"):
+        variant = path.with_name(unicodedata.normalize(form, path.name))
+        if variant.is_file():
+            return variant
+    return path
+
+
 def load_image(path: Path) -> np.ndarray:
-    """RGB uint8 [H, W, 3]; a missing or undecodable file is a `BadItem` naming it."""
+    """RGB uint8 [H, W, 3] of any image mode (`to_rgb`); a missing, undecodable or
+    too large file is a `BadItem` naming it.
+
+    EXIF orientation is not applied: COCO's width, height and annotations are in
+    the stored pixel orientation, so image and masks agree only unrotated.
+    Pillow's decompression-bomb guard is kept deliberately, and strictly: an image
+    of more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (89 million by default;
+    8000x6000 is 48 million) is refused with a clear error, not a warning.
+    """
+    path = unicode_variant(path)
     if not path.is_file():
         raise BadItem(f"image {path} does not exist")
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return to_rgb(image)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise BadItem(
+            f"image {path} is too large to decode safely ({error}); downscale it, or raise "
+            "PIL.Image.MAX_IMAGE_PIXELS in a wrapper script if you trust the file"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise BadItem(f"image {path} cannot be decoded ({error})") from None
 
@@ -76,17 +147,22 @@ def polygon_area(polygon: list[float]) -> float:
     return 0.5 * abs(float(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))))
 
 
-def degenerate(annotation: dict) -> bool:
-    """No region to make a token of: no polygon of 3 points and positive area, or an empty or malformed RLE."""
+def degenerate(annotation: dict, image: dict) -> bool:
+    """No region to make a token of: no polygon of 3 points and positive area, or an empty RLE.
+
+    A malformed RLE (runs that do not describe the image) is not degenerate but broken: it is
+    left to `rasterise`, whose error names the annotation."""
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, list):
         return not any(len(polygon) >= 6 and polygon_area(polygon) > 0 for polygon in segmentation)
     if isinstance(segmentation, dict):
         if "counts" not in segmentation or "size" not in segmentation:
             return True
-        if isinstance(segmentation["counts"], list):  # uncompressed: every second run is foreground
-            return sum(segmentation["counts"][1::2]) == 0
-        return int(mask_utils.area(segmentation)) == 0
+        try:
+            _, area = mask_to_rle(segmentation, image.get("height", 0), image.get("width", 0))
+        except ValueError:
+            return False
+        return area == 0
     return True
 
 
@@ -123,7 +199,7 @@ def check_annotations(
             kind = "bad reference"
         elif annotation.get("iscrowd", 0):
             kind = "crowd"
-        elif degenerate(annotation):
+        elif degenerate(annotation, coco.imgs[annotation["image_id"]]):
             kind = "degenerate"
         elif outside(annotation, coco.imgs[annotation["image_id"]]):
             kind = "outside the image"
@@ -133,6 +209,46 @@ def check_annotations(
             counts[kind] += 1
             examples.setdefault(kind, []).append(annotation.get("id"))
     return usable, counts
+
+
+def check_images(coco: COCO, path: Path, on_bad: str) -> tuple[set[int], Counter]:
+    """Image entries that cannot be used: an id listed more than once (pycocotools
+    would silently keep the last) or an entry without its file name or size. An
+    error naming the id, or with ``on_bad='skip'`` the ids to leave out (counted)."""
+    files: dict[int, list[str]] = defaultdict(list)
+    incomplete: set = set()
+    for image in coco.dataset.get("images", []):
+        files[image.get("id")].append(str(image.get("file_name")))
+        size = image.get("height"), image.get("width")
+        if not isinstance(image.get("file_name"), str) or not all(isinstance(v, int) and v > 0 for v in size):
+            incomplete.add(image.get("id"))
+    duplicates = {image_id for image_id, names in files.items() if len(names) > 1}
+    if duplicates and on_bad != "skip":
+        image_id = min(duplicates, key=str)
+        raise ValueError(
+            f"{path}: image id {image_id} appears {len(files[image_id])} times ({', '.join(files[image_id])}); "
+            f"{len(duplicates)} ids are duplicated in all (--on-bad-image skip leaves them out)"
+        )
+    if incomplete and on_bad != "skip":
+        raise ValueError(
+            f"{path}: image {min(incomplete, key=str)} lacks a file_name or a positive integer height and width "
+            f"({len(incomplete)} such images; --on-bad-image skip leaves them out)"
+        )
+    counts = Counter({"duplicated image ids": len(duplicates), "incomplete image entries": len(incomplete)})
+    return duplicates | incomplete, +counts
+
+
+def drop_images(coco: COCO, image_ids: set) -> int:
+    """Take images out of the index before anything reads them, with their
+    annotations; returns how many annotations went with them."""
+    if not image_ids:
+        return 0
+    annotations = coco.dataset.get("annotations", [])
+    kept = [a for a in annotations if a.get("image_id") not in image_ids]
+    coco.dataset["annotations"] = kept
+    for image_id in image_ids:
+        coco.imgs.pop(image_id, None)
+    return len(annotations) - len(kept)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -155,13 +271,13 @@ def load_vg_relations(vg_dir: Path, coco_ids: set[int]) -> dict[int, list[tuple[
         if not path.is_file():
             raise FileNotFoundError(f"Visual Genome file {path} does not exist")
     vg_to_coco, sizes = {}, {}
-    for entry in json.loads(image_data_path.read_text()):
+    for entry in json.loads(image_data_path.read_text(encoding="utf-8")):
         if entry.get("coco_id") in coco_ids:
             vg_id = entry.get("image_id", entry.get("id"))
             vg_to_coco[vg_id] = entry["coco_id"]
             sizes[vg_id] = (entry["width"], entry["height"])
     triplets: dict[int, list] = defaultdict(list)
-    for k, entry in enumerate(json.loads(relationships_path.read_text())):
+    for k, entry in enumerate(json.loads(relationships_path.read_text(encoding="utf-8"))):
         vg_id = entry.get("image_id", entry.get("id"))
         if vg_id not in vg_to_coco:
             continue
@@ -243,13 +359,24 @@ class CocoBuilder(GraphBuilder):
         self.captions_path = self.root / "annotations" / f"captions_{split}.json"
         self.image_dir = self.root / split
         coco = load_coco(self.instances_path)
+        left_out, image_problems = check_images(coco, self.instances_path, on_bad)
+        orphans = drop_images(coco, left_out)
         self.problem_examples: dict[str, list] = {}
         self.annotations, self.problems = check_annotations(coco, self.instances_path, on_bad, self.problem_examples)
+        if orphans:
+            self.problems["of a left-out image entry"] = orphans
         self.images = {image_id: coco.imgs[image_id] for image_id in sorted(coco.imgs)}
         self.category_names = {cat_id: cat.get("name", str(cat_id)) for cat_id, cat in coco.cats.items()}
         self.captions = self._load_captions()
         self.image_ids = [i for i in self.images if i in self.captions] if self.karpathy else list(self.images)
         self.vg = load_vg_relations(self.vg_dir, set(self.image_ids)) if relations == "vg" else {}
+        if image_problems:
+            left = ", ".join(f"{n} {kind}" for kind, n in image_problems.items())
+            LOG.info("%s: images left out: %s", self.instances_path, left)
+        # an upper bound: an annotation whose mask is empty once rasterised makes room for the next
+        beyond = sum(max(0, len(self.annotations.get(i, ())) - max_objects) for i in self.image_ids)
+        if beyond:
+            self.problems[f"beyond --max-objects {max_objects} (smallest first)"] = beyond
         if self.problems:
             LOG.info("%s", left_out_line(self.instances_path, self.problems, self.problem_examples))
         if self.unknown_captions:
@@ -272,7 +399,7 @@ class CocoBuilder(GraphBuilder):
             if not self.karpathy.is_file():
                 raise FileNotFoundError(f"Karpathy split file {self.karpathy} does not exist")
             wanted = {"train": {"train", "restval"}}.get(self.karpathy_split, {self.karpathy_split})
-            for entry in json.loads(self.karpathy.read_text())["images"]:
+            for entry in json.loads(self.karpathy.read_text(encoding="utf-8"))["images"]:
                 # the file lists every COCO image; those of another split are not ours, nor an error
                 if entry["split"] not in wanted or entry["cocoid"] not in self.images:
                     continue
@@ -312,7 +439,10 @@ class CocoBuilder(GraphBuilder):
         annotations = sorted(self.annotations.get(image_id, []), key=lambda a: -a.get("area", 0))
         placed, labels = [], []
         for annotation in annotations:
-            row, col, crop = rasterise(annotation, height, width)
+            try:
+                row, col, crop = rasterise(annotation, height, width)
+            except ValueError as error:
+                raise BadItem(f"{self.instances_path}: annotation {annotation.get('id')}: mask {error}") from None
             if not crop.any():  # thinner than a pixel: the pixel under its centre, as mask_pool does for cells
                 row, col, crop = *centre_pixel(annotation, height, width), np.ones((1, 1), dtype=bool)
             placed.append((row, col, crop))
@@ -332,11 +462,12 @@ class CocoBuilder(GraphBuilder):
         captions = self.captions.get(image_id)
         if not captions:
             raise BadItem(f"{self.captions_path}: image {image_id} ({info['file_name']}) has no captions")
-        image = load_image(self.image_dir / info["file_name"])
+        path = self.image_dir / info["file_name"]
+        image = load_image(path)
         if image.shape[:2] != (info["height"], info["width"]):
             raise BadItem(
-                f"image {self.image_dir / info['file_name']} is {image.shape[1]}x{image.shape[0]}, "
-                f"annotations say {info['width']}x{info['height']}"
+                f"image {path} is {image.shape[1]}x{image.shape[0]}, "
+                f"annotations say {info['width']}x{info['height']}" + orientation_hint(path)
             )
         if self.graph_type == "patch":
             graph = build_patch_graph(image)
@@ -374,7 +505,9 @@ def outside(annotation: dict, image: dict) -> bool:
 def rasterise(annotation: dict, height: int, width: int) -> tuple[int, int, np.ndarray]:
     """An annotation's mask as (row, column, crop): polygons are rasterised only
     inside their box (the same pixels as the whole-image mask, at a fraction of
-    the cost); RLE, which spans the image, is decoded whole."""
+    the cost); RLE, which spans the image, is checked (size, run lengths: pycocotools
+    would decode a malformed one into garbage), decoded whole and cut to its box,
+    so no full-frame array outlives the call."""
     segmentation = annotation["segmentation"]
     if isinstance(segmentation, list):
         polygons = [np.asarray(p, dtype=np.float64) for p in segmentation if len(p) >= 6]
@@ -388,6 +521,6 @@ def rasterise(annotation: dict, height: int, width: int) -> tuple[int, int, np.n
         shifted = [(p.reshape(-1, 2) - (col, row)).ravel().tolist() for p in polygons]
         rle = mask_utils.merge(mask_utils.frPyObjects(shifted, crop_height, crop_width))
         return row, col, mask_utils.decode(rle).astype(bool)
-    if isinstance(segmentation["counts"], list):
-        segmentation = mask_utils.frPyObjects(segmentation, height, width)
-    return 0, 0, mask_utils.decode(segmentation).astype(bool)
+    rle, _ = mask_to_rle(segmentation, height, width)
+    x, y, w, h = (int(round(v)) for v in mask_utils.toBbox(rle))
+    return y, x, mask_utils.decode(rle)[y : y + h, x : x + w].astype(bool)

@@ -55,6 +55,8 @@ def stored_graph_type(graph_type: str) -> str:
 def batch_transform(edge_schema: str = DEFAULT_EDGE_SCHEMA, drop_edge_types: Sequence[str] = ()) -> Callable | None:
     """What happens to a collated batch of stored graphs: the edge schema, then ablation."""
     return graph_transform("hetero", drop_edge_types, edge_schema)
+
+
 def check_featurizer(featurizer: Featurizer, graph_type: str, dataset: str, has_features: bool = False) -> None:
     """Refuse a featurizer a builder cannot honour, before anything is built.
 

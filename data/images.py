@@ -6,29 +6,42 @@ The captions file is JSON lines: ``{"file_name": "dog.jpg", "captions": ["a dog"
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 from torch_geometric.data import HeteroData
 
 from data.cache import BadItem, GraphBuilder, file_digest, folder_digest
-from data.coco import load_image
+from data.coco import load_image, orientation_hint
 from data.datasets import check_featurizer, stored_graph_type
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
+from graphs.masks import Masks
 from graphs.tokens import SEGMENTERS, ImageTokens, MaskRCNNSource, read_tokens_file, segment_image
 
 TOKEN_SOURCES = (*SEGMENTERS, "tokens", "maskrcnn")
+LOG = logging.getLogger("semgraph")
+
+
+def dense_masks(masks: np.ndarray | Masks) -> np.ndarray:
+    """[n, H, W] bool, from either form (for drawing and for backbone pooling)."""
+    return masks.dense() if isinstance(masks, Masks) else masks
 
 
 def read_captions_file(path: str | Path) -> dict[str, list[str]]:
-    """{file name: captions}; a bad line is a ValueError naming the file and line number."""
+    """{file name: captions}; a bad line is a ValueError naming the file and line number.
+
+    A name on several lines (an export writing one caption per line) gets the
+    captions of all its lines, in file order; how many names did is logged.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"captions file {path} does not exist")
     captions: dict[str, list[str]] = {}
-    with open(path) as f:
+    repeated: set[str] = set()
+    with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -43,18 +56,28 @@ def read_captions_file(path: str | Path) -> dict[str, list[str]]:
                 texts = [texts]
             if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
                 raise ValueError(f"{path}:{number}: {name} needs at least one non-empty caption")
-            captions[name] = [t.strip() for t in texts]
+            if name in captions:
+                repeated.add(name)
+            captions.setdefault(name, []).extend(t.strip() for t in texts)
+    if repeated:
+        LOG.info("%s: %d file names appear on more than one line; their captions are combined", path, len(repeated))
     return captions
 
 
 class TokenSource:
-    """Masks for an image from a segmenter, a tokens file or Mask R-CNN (created lazily)."""
+    """Masks for an image from a segmenter, a tokens file or Mask R-CNN (created lazily).
+
+    A tokens file's images keep their `max_objects` largest masks (in file order;
+    triplets touching a left-out mask go with it); what the cap leaves out is
+    counted in `beyond` and logged.
+    """
 
     def __init__(
         self,
         kind: str = "felzenszwalb",
         tokens_file: str | Path | None = None,
         maskrcnn_weights: str | Path | None = None,
+        max_objects: int | None = None,
     ) -> None:
         if kind not in TOKEN_SOURCES:
             raise ValueError(f"unknown token source {kind!r}; valid: {', '.join(TOKEN_SOURCES)}")
@@ -62,6 +85,19 @@ class TokenSource:
             raise ValueError("token source 'tokens' needs --tokens-file FILE")
         self.kind, self.tokens_file, self.maskrcnn_weights = kind, tokens_file, maskrcnn_weights
         self.tokens = read_tokens_file(tokens_file) if kind == "tokens" else None
+        self.max_objects = max_objects
+        self.beyond = self.tokens.beyond(max_objects) if self.tokens is not None else (0, 0, 0)
+        if self.beyond[0]:
+            images, masks, triplets = self.beyond
+            LOG.info(
+                "%s: %d images have more than --max-objects %d masks; left out: %d masks (smallest first), "
+                "%d triplets with them",
+                tokens_file,
+                images,
+                max_objects,
+                masks,
+                triplets,
+            )
         self._maskrcnn = MaskRCNNSource(maskrcnn_weights) if kind == "maskrcnn" else None
 
     def __getstate__(self) -> dict:
@@ -72,20 +108,22 @@ class TokenSource:
             "kind": self.kind,
             "tokens_file": file_digest(self.tokens_file) if self.tokens_file else None,
             "maskrcnn_weights": file_digest(self.maskrcnn_weights) if self.maskrcnn_weights else None,
+            "max_objects": self.max_objects if self.kind == "tokens" else None,
         }
 
-    def __call__(self, name: str, image: np.ndarray) -> ImageTokens:
+    def __call__(self, name: str, image: np.ndarray, path: Path | None = None) -> ImageTokens:
         if self.kind in SEGMENTERS:
             return segment_image(image, self.kind)
         if self.kind == "tokens":
             if name not in self.tokens:
                 raise BadItem(f"{self.tokens_file}: no line for image {name}")
-            tokens = self.tokens[name]
-            if tokens.masks.shape[1:] != image.shape[:2]:
+            line = self.tokens.line(name)
+            if (line.height, line.width) != image.shape[:2]:
                 raise BadItem(
-                    f"{self.tokens_file}: masks of {name} are {tokens.masks.shape[1:]}, the image {image.shape[:2]}"
+                    f"{line.where}: masks of {name} are {line.width}x{line.height}, "
+                    f"the image {image.shape[1]}x{image.shape[0]}" + (orientation_hint(path) if path else "")
                 )
-            return tokens
+            return line.tokens(self.max_objects)
         if self._maskrcnn is None:
             self._maskrcnn = MaskRCNNSource(self.maskrcnn_weights)
         return self._maskrcnn(image)
@@ -150,7 +188,7 @@ class ImageFolderBuilder(GraphBuilder):
     def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         name = self.names[index]
         image = load_image(self.image_dir / name)
-        return image, self.source(name, image).masks if self.graph_type == "hetero" else None
+        return image, dense_masks(self.source(name, image).masks) if self.graph_type == "hetero" else None
 
     def build(self, index: int) -> tuple[HeteroData, str]:
         name = self.names[index]
@@ -158,7 +196,7 @@ class ImageFolderBuilder(GraphBuilder):
         if self.graph_type == "patch":
             graph = build_patch_graph(image)
         else:
-            tokens = self.source(name, image)
+            tokens = self.source(name, image, self.image_dir / name)
             if self.featurizer.kind == "precomputed" and tokens.features is None:
                 where = self.source.tokens_file
                 raise BadItem(f"{where}: the line of {name} has no features (--featurizer precomputed)")

@@ -95,7 +95,9 @@ def make_builder(options: DataOptions, split: str) -> GraphBuilder:
 
         if not options.images or not options.captions:
             raise ValueError("--dataset images needs --images DIR and --captions FILE")
-        source = TokenSource(options.token_source, options.tokens_file, options.maskrcnn_weights)
+        source = TokenSource(
+            options.token_source, options.tokens_file, options.maskrcnn_weights, max_objects=options.max_objects
+        )
         featurizer = make_featurizer(options)
         return ImageFolderBuilder(
             options.images,

@@ -13,7 +13,7 @@ from a tokens file are cropped with the same box (False outside).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from data.cache import BadItem
 from data.coco import load_image
 from data.datasets import graph_transform
-from data.images import TokenSource, tokens_to_graph
+from data.images import TokenSource, dense_masks, tokens_to_graph
 from data.sources import DataOptions
 from data.synthetic import make_scene
 from evaluate.benchmarks import crop_box
@@ -37,7 +37,7 @@ from models import GraphCLIP
 def crop_tokens(tokens: ImageTokens, box: Sequence[float]) -> ImageTokens:
     """Full-size tokens cropped with the image: masks cropped like `crop_box`; a mask left empty
     is dropped with its label, score, features and triplets."""
-    masks = np.moveaxis(crop_box(np.moveaxis(tokens.masks, 0, -1), box), -1, 0)  # [n, h, w]
+    masks = np.moveaxis(crop_box(np.moveaxis(dense_masks(tokens.masks), 0, -1), box), -1, 0)  # [n, h, w]
     keep = [k for k in range(len(masks)) if masks[k].any()]
     new_index = {old: new for new, old in enumerate(keep)}
     triplets = None
@@ -63,15 +63,20 @@ class TokensByPath:
     basename), refused when another image of the suite ends the same way.
     """
 
-    def __init__(self, tokens: dict[str, ImageTokens], source: str, root: Path, names: Iterable[str] = ()) -> None:
-        self.tokens = {path_key(name): value for name, value in tokens.items()}
+    def __init__(self, tokens: Mapping[str, ImageTokens], source: str, root: Path, names: Iterable[str] = ()) -> None:
+        self.tokens = tokens
+        self.lines = {path_key(name): name for name in tokens}  # key -> the name the file gives
         self.source, self.root, self.names = source, root, set(names)
 
     def __call__(self, name: str) -> ImageTokens:
+        return self.tokens[self.line_name(name)]
+
+    def line_name(self, name: str) -> str:
+        """The name of the file's line for the suite image `name` (a path relative to the root)."""
         parts = PurePosixPath(name).parts
         for start in range(len(parts)):
             key = "/".join(parts[start:])
-            if key not in self.tokens:
+            if key not in self.lines:
                 continue
             sharing = sorted(n for n in self.names if n != name and (n == key or n.endswith("/" + key)))
             if start and sharing:
@@ -79,7 +84,7 @@ class TokensByPath:
                     f"{self.source}: the line for {key} fits {name} and {', '.join(sharing)}; name the images "
                     f"by their path relative to {self.root}"
                 )
-            return self.tokens[key]
+            return self.lines[key]
         raise BadItem(f"{self.source}: no line for image {name} (looked up by its path relative to {self.root})")
 
 
@@ -148,18 +153,15 @@ class RefGraphs:
         path = self.path(ref["file"])
         full = load_image(path)
         image = crop_box(full, ref["box"]) if "box" in ref else full
-        return image, lambda: self.file_tokens(path, full.shape[:2], image, ref.get("box"))
+        return image, lambda: self.file_tokens(path, full, image, ref.get("box"))
 
-    def file_tokens(self, path: Path, full_shape: tuple[int, int], image: np.ndarray, box) -> ImageTokens:
+    def file_tokens(self, path: Path, full: np.ndarray, image: np.ndarray, box) -> ImageTokens:
         source = self.source()
         if self._tokens_by_path is None:  # a segmenter or Mask R-CNN sees the cropped image
             return source(path.name, image)
-        name = self.key(path)  # a tokens file's masks are full-size: check them, then crop them with the image
-        tokens = self._tokens_by_path(name)
-        if tokens.masks.shape[1:] != tuple(full_shape):
-            raise BadItem(
-                f"{source.tokens_file}: masks of {name} are {tokens.masks.shape[1:]}, the image {tuple(full_shape)}"
-            )
+        # a tokens file's masks are full-size: the source checks them against the whole image (and
+        # keeps the run's --max-objects largest), then they are cropped with the image
+        tokens = source(self._tokens_by_path.line_name(self.key(path)), full, path)
         return crop_tokens(tokens, box) if box is not None else tokens
 
     def image_and_graph(self, ref: dict):

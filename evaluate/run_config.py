@@ -38,11 +38,11 @@ GRAPH_SETTINGS = (
 )
 # Settings that only apply to some datasets: a run on another dataset never used them.
 USED_BY = {
-    "token_source": "images",
-    "tokens_file": "images",
-    "maskrcnn_weights": "images",
-    "relations": "coco",
-    "max_objects": "coco",
+    "token_source": ("images",),
+    "tokens_file": ("images",),
+    "maskrcnn_weights": ("images",),
+    "relations": ("coco",),
+    "max_objects": ("coco", "images"),
 }
 # Settings that choose which images are scored: the run's by default, free to differ (and recorded).
 SELECTION_SETTINGS = (
@@ -217,7 +217,7 @@ def settings_from_run(
     override = bool(getattr(args, "override_checkpoint_config", False))
     settings = RunSettings(args, params, source, override=override)
     for key, value in given.items():
-        if USED_BY.get(key, run_dataset) != run_dataset or same_setting(key, params[key], value):
+        if run_dataset not in USED_BY.get(key, (run_dataset,)) or same_setting(key, params[key], value):
             continue
         settings.differs[key] = {"run": params[key], "given": value, "shapes_graphs": key in GRAPH_SETTINGS}
     refused = {k: v for k, v in settings.differs.items() if v["shapes_graphs"]}

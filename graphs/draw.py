@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patheffects as patheffects  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
@@ -52,9 +55,14 @@ def draw_graph(
     title: str | None = None,
     show_legend: bool = True,
     name_tokens: bool = False,
+    object_labels: Sequence[str | None] | None = None,
 ) -> plt.Axes:
-    """Draw `data` over `image`; masks (optional) are outlined in their box colour;
-    `name_tokens` writes o0, o1, ... and r0, r1, ... beside the tokens (the rank matrix's names)."""
+    """Draw `data` over `image`; masks (optional) are outlined in their box colour.
+
+    `name_tokens` writes o0, o1, ... and r0, r1, ... beside the tokens (the rank
+    matrix's names); `object_labels` names each object token (its category in the
+    picture; None or "" leaves a token unnamed), written in small type beside its circle.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 6))
     height, width = image.shape[:2]
@@ -102,6 +110,8 @@ def draw_graph(
         for prefix, node_type in (("o", OBJECT), ("r", RELATION)):
             for k, (x, y) in enumerate(positions[node_type]):
                 ax.text(x + 4, y + 4, f"{prefix}{k}", fontsize=7, color="white", fontweight="bold", zorder=7)
+    if object_labels is not None:
+        draw_object_labels(ax, positions[OBJECT], object_labels, height)
     if show_legend:
         ranks = schema_ranks(schema)
         handles = [Line2D([], [], color="none", label=f"{schema} edge schema (rank. type)")]
@@ -145,6 +155,30 @@ def draw_rank_matrix(matrix: np.ndarray, labels: list[str], ax: plt.Axes, title:
     return ax
 
 
+def draw_object_labels(ax: plt.Axes, positions: np.ndarray, labels: Sequence[str | None], height: int) -> None:
+    """Each object's name just below its circle (above it near the bottom edge),
+    small, black on a white halo; relation names sit above their squares, so the
+    two kinds of label keep apart."""
+    if len(labels) != len(positions):
+        raise ValueError(f"{len(labels)} object labels for {len(positions)} object tokens")
+    for (x, y), label in zip(positions, labels, strict=True):
+        if not label:
+            continue
+        below = y < 0.92 * height
+        ax.annotate(
+            label,
+            xy=(x, y),
+            xytext=(0, -7 if below else 7),
+            textcoords="offset points",
+            ha="center",
+            va="top" if below else "bottom",
+            fontsize=6,
+            color="black",
+            path_effects=[patheffects.withStroke(linewidth=2, foreground="white")],
+            zorder=7,
+        )
+
+
 def save_graph_picture(
     image: np.ndarray,
     data: HeteroData,
@@ -152,6 +186,7 @@ def save_graph_picture(
     masks: np.ndarray | None = None,
     title: str | None = None,
     rank_matrix: tuple[np.ndarray, list[str]] | None = None,
+    object_labels: Sequence[str | None] | None = None,
 ) -> None:
     """Draw and save a PNG; with `rank_matrix` (matrix, token labels), the matrix beside the picture."""
     if rank_matrix is None:
@@ -159,7 +194,7 @@ def save_graph_picture(
     else:
         fig, (ax, matrix_ax) = plt.subplots(1, 2, figsize=(15, 6.5), dpi=120, gridspec_kw={"width_ratios": [1.25, 1]})
         draw_rank_matrix(rank_matrix[0], rank_matrix[1], matrix_ax, "rank matrix (0 = no relationship)")
-    draw_graph(image, data, masks, ax=ax, title=title, name_tokens=rank_matrix is not None)
+    draw_graph(image, data, masks, ax=ax, title=title, name_tokens=rank_matrix is not None, object_labels=object_labels)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from graphs.features import image_to_tensor
+from graphs.masks import Masks
 
 FEATURIZERS = ("pixels", "backbone", "precomputed")
 LOG = logging.getLogger("semgraph")
@@ -26,16 +27,47 @@ MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 
 
-def mask_pool(feature_map: Tensor, masks: np.ndarray) -> Tensor:
+def mask_cell_weights(masks: Masks, h: int, w: int) -> Tensor:
+    """[n, h, w]: the share of each cell of an h x w grid that each mask covers, the
+    numbers ``F.interpolate(dense, (h, w), mode="area")`` (adaptive average pooling:
+    cell i spans rows floor(i H / h) to ceil((i + 1) H / h)) gives, computed from
+    the masks' boxes alone, so a large image never holds n full-frame masks."""
+    rows, cols = np.arange(h), np.arange(w)
+    row_start, row_stop = rows * masks.height // h, -(-(rows + 1) * masks.height // h)
+    col_start, col_stop = cols * masks.width // w, -(-(cols + 1) * masks.width // w)
+    cell_area = np.outer(row_stop - row_start, col_stop - col_start)
+    weights = np.zeros((len(masks), h, w), dtype=np.float64)
+    for k, (r0, r1, c0, c1) in enumerate(masks.bounds):
+        if r1 <= r0 or c1 <= c0:
+            continue
+        summed = np.zeros((r1 - r0 + 1, c1 - c0 + 1), dtype=np.int64)
+        summed[1:, 1:] = masks.crops[k].cumsum(0).cumsum(1)
+        top, bottom = np.clip(row_start - r0, 0, r1 - r0), np.clip(row_stop - r0, 0, r1 - r0)
+        left, right = np.clip(col_start - c0, 0, c1 - c0), np.clip(col_stop - c0, 0, c1 - c0)
+        inside = (
+            summed[np.ix_(bottom, right)]
+            - summed[np.ix_(top, right)]
+            - summed[np.ix_(bottom, left)]
+            + summed[np.ix_(top, left)]
+        )
+        weights[k] = inside / cell_area
+    return torch.from_numpy(weights).float()
+
+
+def mask_pool(feature_map: Tensor, masks: np.ndarray | Masks) -> Tensor:
     """Average a [C, h, w] feature map over each mask resized to h x w -> [n, C].
 
     A mask too small to cover a cell still gets the cell under its centre
-    (area interpolation keeps fractional coverage as weights).
+    (area interpolation keeps fractional coverage as weights). `masks` is
+    [n, H, W] bool or `Masks` (the same weights, from the boxes only).
     """
     channels, h, w = feature_map.shape
     if len(masks) == 0:
         return feature_map.new_zeros(0, channels)
-    weights = F.interpolate(torch.from_numpy(masks).float()[:, None], size=(h, w), mode="area")[:, 0]  # [n, h, w]
+    if isinstance(masks, Masks):
+        weights = mask_cell_weights(masks, h, w)
+    else:
+        weights = F.interpolate(torch.from_numpy(masks).float()[:, None], size=(h, w), mode="area")[:, 0]
     weights = weights.flatten(1)
     weights = weights / weights.sum(1, keepdim=True).clamp(min=1e-8)
     return weights @ feature_map.flatten(1).T
@@ -95,7 +127,7 @@ class BackboneFeaturizer:
             out = tokens.transpose(1, 2).reshape(1, -1, side, side)
         return out[0].float().cpu()
 
-    def __call__(self, image: np.ndarray, masks: np.ndarray) -> tuple[Tensor, Tensor]:
+    def __call__(self, image: np.ndarray, masks: np.ndarray | Masks) -> tuple[Tensor, Tensor]:
         """(object features [n, C], global feature [1, C])."""
         feature_map = self.feature_map(image)
         return mask_pool(feature_map, masks), feature_map.mean(dim=(1, 2))[None]
@@ -130,7 +162,7 @@ class Featurizer:
         )
         return {"kind": self.kind, "backbone": self.backbone, "weights": stamp}
 
-    def __call__(self, image: np.ndarray, masks: np.ndarray, precomputed: np.ndarray | None = None):
+    def __call__(self, image: np.ndarray, masks: np.ndarray | Masks, precomputed: np.ndarray | None = None):
         """(object features or None for pixels, image features or None for pixels)."""
         if self.kind == "pixels":
             return None, None

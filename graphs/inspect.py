@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import networkx as nx
+from torch_geometric.data import HeteroData
 
 from data.cache import BadItem
 from data.cli import edge_type_list
 from data.coco import load_image
 from data.datasets import SyntheticTwinBuilder
-from data.images import TOKEN_SOURCES, TokenSource, tokens_to_graph
+from data.images import TOKEN_SOURCES, TokenSource, dense_masks, tokens_to_graph
 from data.sources import DATASETS, DataOptions, make_builder
-from data.synthetic import SHAPES
+from data.synthetic import SHAPES, make_scene
 from evaluate.run_config import add_graph_arguments, run_params, settings_from_run
 from graphs.build import build_patch_graph
 from graphs.convert import to_networkx
@@ -55,6 +56,34 @@ def node_table(graph: nx.MultiDiGraph, label_names: Sequence[str] | dict[int, st
         label = "" if label is None else str(label)
         rows.append(f"{key:<14}{label:<14}{box:<28}{graph.in_degree(key):>4}{graph.out_degree(key):>5}")
     return "\n".join(rows)
+
+
+def object_names(
+    data: HeteroData, label_names: Sequence[str] | dict[int, str] = (), colours: Sequence[str] | None = None
+) -> list[str | None]:
+    """What each object token is, for the picture: its category's name (COCO's
+    categories, the synthetic world's colour and shape), the bare id when the
+    source gave ids without names, None when it gave none (segmenter tokens)."""
+    labels = data[OBJECT].label.tolist() if "label" in data[OBJECT] else [-1] * data[OBJECT].num_nodes
+    names: list[str | None] = []
+    for k, label in enumerate(labels):
+        if label < 0:
+            names.append(None)
+            continue
+        if isinstance(label_names, dict):
+            name = label_names.get(label, str(label))
+        else:
+            name = label_names[label] if label < len(label_names) else str(label)
+        names.append(f"{colours[k]} {name}" if colours is not None else name)
+    return names
+
+
+def synthetic_colours(args: argparse.Namespace, num_objects: int) -> list[str] | None:
+    """The colours of the synthetic scene's objects, in token order (None for other items)."""
+    if args.image or args.dataset != "synthetic" or args.twin or args.graph_type != "hetero":
+        return None
+    objects = make_scene(args.seed, args.split, args.index).objects
+    return [obj.colour for obj in objects] if len(objects) == num_objects else None
 
 
 def edge_table(graph: nx.MultiDiGraph) -> str:
@@ -184,7 +213,7 @@ def item_from_image(args: argparse.Namespace):
     featurizer = Featurizer(args.featurizer, args.backbone, args.backbone_weights)
     return (
         image,
-        tokens.masks,
+        dense_masks(tokens.masks),
         tokens_to_graph(image, tokens, featurizer, args.max_relations),
         args.image.name,
         [],
@@ -235,7 +264,10 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         print("rank matrix (rows = queries, columns = keys, objects then relation tokens):")
         print("\n".join(" ".join(f"{v}" for v in row) for row in ranks.tolist()))
         matrix = (ranks.numpy(), token_labels(data))
-    save_graph_picture(image, data, str(paths["png"]), masks=masks, title=title, rank_matrix=matrix)
+    labels = object_names(data, label_names, synthetic_colours(args, data[OBJECT].num_nodes))
+    save_graph_picture(
+        image, data, str(paths["png"]), masks=masks, title=title, rank_matrix=matrix, object_labels=labels
+    )
     print(f"wrote {paths['graphml']} and {paths['png']}")
     return paths
 

@@ -92,6 +92,7 @@ def edge_schema_of(data: HeteroData) -> str:
             return name
     raise ValueError(f"edge types {edge_types} are those of no edge schema ({', '.join(EDGE_SCHEMAS)})")
 
+
 # Predicates of relation tokens. Geometry extraction (graphs.relations) yields
 # the first eleven; then the 50 predicates of Visual Genome's common split
 # (VG150), for triplets from VG or a scene-graph model; then those of the 56

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,16 +19,18 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from graphs.schema import predicate_id
+from graphs.masks import Masks
+from graphs.schema import PREDICATES, predicate_id
 
 SEGMENTERS = ("felzenszwalb", "slic")
 
 
 @dataclass
 class ImageTokens:
-    """The tokens of one image: masks [n, H, W] and what else the source knows."""
+    """The tokens of one image: masks ([n, H, W] bool, or `Masks` from a tokens file) and
+    what else the source knows."""
 
-    masks: np.ndarray
+    masks: np.ndarray | Masks
     labels: list[int] | None = None
     scores: list[float] | None = None
     features: np.ndarray | None = None  # [n, F], for the `precomputed` featurizer
@@ -91,44 +94,157 @@ class TokensFileError(ValueError):
     """A bad line of a tokens file; the message names the file and the line."""
 
 
-def _parse_tokens_line(entry: dict, where: str) -> tuple[str, ImageTokens]:
+def rle_runs(counts: bytes) -> np.ndarray | None:
+    """The run lengths of a compressed COCO RLE string (pycocotools' own format), or
+    None when the string cannot be one. Parsed here, vectorised, because pycocotools
+    decodes a malformed string into garbage instead of refusing it."""
+    chars = np.frombuffer(counts, dtype=np.uint8).astype(np.int64) - 48
+    if chars.size == 0 or (chars < 0).any() or (chars > 63).any() or chars[-1] & 0x20:
+        return None
+    last = (chars & 0x20) == 0  # the last character of each number
+    number = np.concatenate([[0], np.cumsum(last)[:-1]])
+    first = np.flatnonzero(np.concatenate([[True], last[:-1]]))
+    place = np.arange(chars.size) - first[number]
+    runs = np.zeros(int(last.sum()), dtype=np.int64)
+    np.add.at(runs, number, (chars & 0x1F) << (5 * place))
+    negative = (chars[last] & 0x10) != 0
+    runs[negative] |= -1 << (5 * (place[last][negative] + 1))
+    runs[1::2], runs[2::2] = np.cumsum(runs[1::2]), np.cumsum(runs[2::2])  # stored as differences
+    return runs
+
+
+def mask_to_rle(mask: object, height: int, width: int) -> tuple[dict, int]:
+    """A mask of a tokens file or a COCO annotation as (compressed RLE, area).
+
+    Accepts the three forms COCO uses: a list of polygons ``[[x0, y0, x1, y1, ...], ...]``,
+    compressed RLE (``counts`` a string) and uncompressed RLE (``counts`` a list of
+    run lengths). A malformed mask or one of another size is a ValueError.
+    """
+    if isinstance(mask, list):
+        polygons = [p for p in mask if isinstance(p, list)]
+        if not polygons or len(polygons) != len(mask):
+            raise ValueError("a polygon mask must be a list of [x0, y0, x1, y1, ...] lists")
+        for polygon in polygons:
+            if len(polygon) < 6 or len(polygon) % 2 or not all(isinstance(v, int | float) for v in polygon):
+                raise ValueError("every polygon needs at least 3 points given as numbers x0, y0, x1, y1, ...")
+        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        return rle, int(mask_utils.area(rle))
+    if not isinstance(mask, dict) or "counts" not in mask or "size" not in mask:
+        raise ValueError("expected COCO RLE {'size': [h, w], 'counts': ...} or a list of polygons")
+    size = mask["size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        raise ValueError(f"size {size!r} is not [height, width]")
+    if tuple(size) != (height, width):
+        raise ValueError(f"is {size[1]}x{size[0]}, the image {width}x{height}")
+    counts = mask["counts"]
+    if isinstance(counts, list):
+        if not all(isinstance(v, int) and v >= 0 for v in counts) or sum(counts) != height * width:
+            raise ValueError(f"uncompressed RLE counts must be non-negative and add up to {height}x{width} pixels")
+        rle = mask_utils.frPyObjects({"size": size, "counts": counts}, height, width)
+        return rle, int(mask_utils.area(rle))
+    if isinstance(counts, str):
+        counts = counts.encode()
+    runs = rle_runs(counts) if isinstance(counts, bytes) else None
+    if runs is None or (runs < 0).any() or runs.sum() != height * width:
+        raise ValueError(f"compressed RLE counts do not describe {height}x{width} pixels")
+    return {"size": [height, width], "counts": counts}, int(runs[1::2].sum())
+
+
+def decode_to_masks(rles: list[dict], height: int, width: int) -> Masks:
+    """Compressed RLEs -> `Masks`: each is decoded whole once, then only its box is kept."""
+    placed = []
+    for rle in rles:
+        x, y, w, h = (int(round(v)) for v in mask_utils.toBbox(rle))
+        placed.append((y, x, mask_utils.decode(rle)[y : y + h, x : x + w].astype(bool)))
+    return Masks.from_crops(height, width, placed)
+
+
+def keep_largest(areas: list[int] | np.ndarray, max_objects: int | None) -> list[int]:
+    """Indices of the `max_objects` largest areas (ties: earlier first), in their original order."""
+    if max_objects is None or len(areas) <= max_objects:
+        return list(range(len(areas)))
+    return sorted(int(k) for k in np.argsort(-np.asarray(areas), kind="stable")[:max_objects])
+
+
+@dataclass
+class TokensLine:
+    """One image of a tokens file, its masks still compressed (decoded when it is built)."""
+
+    where: str
+    height: int
+    width: int
+    rles: list[dict]
+    areas: list[int]
+    labels: list[int] | None = None
+    scores: list[float] | None = None
+    features: np.ndarray | None = None
+    triplets: list[tuple[int, int, int]] | None = None
+
+    def largest(self, max_objects: int | None) -> list[int]:
+        """Indices of the masks kept under the cap: the largest, in file order."""
+        return keep_largest(self.areas, max_objects)
+
+    def tokens(self, max_objects: int | None = None) -> ImageTokens:
+        """The image's tokens with at most `max_objects` masks; triplets follow the kept masks."""
+        keep = self.largest(max_objects)
+        new_index = {old: new for new, old in enumerate(keep)}
+        return ImageTokens(
+            masks=decode_to_masks([self.rles[k] for k in keep], self.height, self.width),
+            labels=None if self.labels is None else [self.labels[k] for k in keep],
+            scores=None if self.scores is None else [self.scores[k] for k in keep],
+            features=None if self.features is None else self.features[keep],
+            triplets=None
+            if self.triplets is None
+            else [(new_index[s], p, new_index[o]) for s, p, o in self.triplets if s in new_index and o in new_index],
+        )
+
+
+def _parse_tokens_line(entry: dict, where: str) -> tuple[str, TokensLine]:
     if not isinstance(entry, dict):
         raise TokensFileError(f"{where}: expected a JSON object")
     for key in ("file_name", "height", "width", "masks"):
         if key not in entry:
             raise TokensFileError(f"{where}: missing key {key!r}")
-    height, width = int(entry["height"]), int(entry["width"])
-    masks = []
-    for k, rle in enumerate(entry["masks"]):
+    height, width = entry["height"], entry["width"]
+    if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        raise TokensFileError(f"{where}: height {height!r} and width {width!r} must be positive integers")
+    if not isinstance(entry["masks"], list):
+        raise TokensFileError(f"{where}: masks must be a list (one COCO RLE or polygon list per mask)")
+    rles, areas = [], []
+    for k, mask in enumerate(entry["masks"]):
         try:
-            if isinstance(rle.get("counts"), list):
-                rle = mask_utils.frPyObjects(rle, height, width)
-            elif isinstance(rle.get("counts"), str):
-                rle = {"size": rle["size"], "counts": rle["counts"].encode()}
-            mask = mask_utils.decode(rle).astype(bool)
+            rle, area = mask_to_rle(mask, height, width)
+        except ValueError as error:
+            raise TokensFileError(f"{where}: mask {k} {error}") from None
         except Exception as error:  # pycocotools raises plain errors of several kinds
-            raise TokensFileError(f"{where}: mask {k} is not a valid COCO RLE ({error})") from None
-        if mask.shape != (height, width):
-            raise TokensFileError(f"{where}: mask {k} is {mask.shape[1]}x{mask.shape[0]}, the image {width}x{height}")
-        if not mask.any():
+            raise TokensFileError(f"{where}: mask {k} is not a valid COCO RLE or polygon ({error})") from None
+        if area == 0:
             raise TokensFileError(f"{where}: mask {k} is empty")
-        masks.append(mask)
-    n = len(masks)
-    tokens = ImageTokens(masks=np.stack(masks) if masks else np.zeros((0, height, width), dtype=bool))
+        rles.append(rle)
+        areas.append(area)
+    n = len(rles)
+    line = TokensLine(where, height, width, rles, areas)
+    for key in ("labels", "scores", "features", "triplets"):
+        if key in entry and not isinstance(entry[key], list):
+            raise TokensFileError(f"{where}: {key} must be a list")
     for key in ("labels", "scores", "features"):
         if key in entry and len(entry[key]) != n:
             raise TokensFileError(f"{where}: {len(entry[key])} {key} for {n} masks")
     if "labels" in entry:
-        tokens.labels = [int(v) for v in entry["labels"]]
-    if "scores" in entry:
-        tokens.scores = [float(v) for v in entry["scores"]]
-    if "features" in entry:
-        features = np.asarray(entry["features"], dtype=np.float32)
-        if features.ndim != 2:
-            raise TokensFileError(f"{where}: features must be a list of equal-length vectors")
-        tokens.features = features
+        if not all(isinstance(v, int) for v in entry["labels"]):
+            raise TokensFileError(f"{where}: labels must be integer category ids")
+        line.labels = list(entry["labels"])
+    try:
+        if "scores" in entry:
+            line.scores = [float(v) for v in entry["scores"]]
+        if "features" in entry:
+            line.features = np.asarray(entry["features"], dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise TokensFileError(f"{where}: scores and features must be numbers ({error})") from None
+    if line.features is not None and (line.features.ndim != 2 or not np.isfinite(line.features).all()):
+        raise TokensFileError(f"{where}: features must be a list of equal-length vectors of finite numbers")
     if "triplets" in entry:
-        tokens.triplets = []
+        line.triplets = []
         for k, triplet in enumerate(entry["triplets"]):
             if not (isinstance(triplet, list) and len(triplet) == 3):
                 raise TokensFileError(f"{where}: triplet {k} must be [subject, predicate, object]")
@@ -140,12 +256,83 @@ def _parse_tokens_line(entry: dict, where: str) -> tuple[str, ImageTokens]:
                     )
             if s == o:
                 raise TokensFileError(f"{where}: triplet {k} relates mask {s} to itself")
-            pid = predicate_id(predicate, strict=False) if isinstance(predicate, str) else int(predicate)
-            tokens.triplets.append((s, pid, o))
-    return str(entry["file_name"]), tokens
+            if isinstance(predicate, str):
+                pid = predicate_id(predicate, strict=False)
+            elif isinstance(predicate, int) and 0 <= predicate < len(PREDICATES):
+                pid = predicate
+            else:
+                raise TokensFileError(f"{where}: triplet {k} predicate {predicate!r} is neither a name nor an id")
+            line.triplets.append((s, pid, o))
+    return str(entry["file_name"]), line
 
 
-def read_tokens_file(path: str | Path) -> dict[str, ImageTokens]:
+@dataclass
+class TokensIndexEntry:
+    """What stays in memory of one line after it was validated: where it is, its
+    image size, its mask areas and triplet ends (for the --max-objects counts)."""
+
+    offset: int
+    number: int
+    height: int
+    width: int
+    areas: np.ndarray
+    pairs: np.ndarray  # [m, 2] subject and object mask of each triplet
+
+
+class TokensFile(Mapping):
+    """A read, validated tokens file: {file name: tokens}.
+
+    Every line is validated once when the file is read; what stays in memory is
+    an index (each line's byte offset, image size, mask areas and triplet ends),
+    so a file of a whole dataset, features included, costs little memory and
+    little to send to each worker of a cache build. ``tokens.line(name)`` reads
+    that line again and decodes it; ``tokens[name]`` gives all its tokens.
+    """
+
+    def __init__(self, path: Path, entries: dict[str, TokensIndexEntry]) -> None:
+        self.path, self.entries = path, entries
+
+    def __getitem__(self, name: str) -> ImageTokens:
+        return self.line(name).tokens()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def line(self, name: str) -> TokensLine:
+        """The line of `name`, read again and parsed (a file changed since it was read is an error)."""
+        entry = self.entries[name]
+        where = f"{self.path}:{entry.number}"
+        with open(self.path, "rb") as f:
+            f.seek(entry.offset)
+            raw = f.readline()
+        try:
+            read_name, line = _parse_tokens_line(json.loads(raw), where)
+        except (json.JSONDecodeError, UnicodeDecodeError, TokensFileError):
+            read_name, line = None, None
+        if read_name != name:
+            raise TokensFileError(f"{where}: the file changed since it was read (the line of {name} is not there)")
+        return line
+
+    def beyond(self, max_objects: int | None) -> tuple[int, int, int]:
+        """(images over the cap, masks left out, triplets left out with them) under `max_objects`."""
+        images = masks = triplets = 0
+        for entry in self.entries.values():
+            if max_objects is not None and len(entry.areas) > max_objects:
+                kept = np.zeros(len(entry.areas), dtype=bool)
+                kept[keep_largest(entry.areas, max_objects)] = True
+                images += 1
+                masks += int((~kept).sum())
+                triplets += int((~kept[entry.pairs]).any(axis=1).sum()) if len(entry.pairs) else 0
+        return images, masks, triplets
+
+
+def read_tokens_file(path: str | Path) -> TokensFile:
     """Read and validate a tokens file -> {file name: tokens}.
 
     Every problem is a `TokensFileError` naming the file and the line number.
@@ -154,21 +341,27 @@ def read_tokens_file(path: str | Path) -> dict[str, ImageTokens]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"tokens file {path} does not exist")
-    tokens: dict[str, ImageTokens] = {}
-    with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
+    entries: dict[str, TokensIndexEntry] = {}
+    offset = 0
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
                 continue
             where = f"{path}:{number}"
             try:
-                entry = json.loads(line)
+                entry = json.loads(raw)
             except json.JSONDecodeError as error:
                 raise TokensFileError(f"{where}: not valid JSON ({error.msg})") from None
-            name, image_tokens = _parse_tokens_line(entry, where)
-            if name in tokens:
-                raise TokensFileError(f"{where}: {name} already appeared on an earlier line")
-            tokens[name] = image_tokens
-    return tokens
+            except UnicodeDecodeError:
+                raise TokensFileError(f"{where}: not UTF-8 text") from None
+            name, line = _parse_tokens_line(entry, where)
+            if name in entries:
+                raise TokensFileError(f"{where}: {name} already appeared on line {entries[name].number}")
+            pairs = np.array([(s, o) for s, _, o in line.triplets or ()], dtype=np.int64).reshape(-1, 2)
+            areas = np.asarray(line.areas, dtype=np.int64)
+            entries[name] = TokensIndexEntry(start, number, line.height, line.width, areas, pairs)
+    return TokensFile(path, entries)
 
 
 class MaskRCNNSource:

@@ -19,7 +19,7 @@ from graphs.schema import CONTEXT, NEAR
 
 DATA_DEFAULTS = DataOptions()
 # Flags that only one dataset reads (refused elsewhere when they differ from their default).
-COCO_ONLY = ("coco_root", "vg_dir", "karpathy", "relations", "max_objects", "split", "val_split")
+COCO_ONLY = ("coco_root", "vg_dir", "karpathy", "relations", "split", "val_split")
 IMAGES_ONLY = ("images", "captions", "val_fraction", "token_source", "tokens_file", "maskrcnn_weights")
 SYNTHETIC_ONLY = ("train_size", "val_size")
 # The edge types a patch graph has; dropping another one would change nothing.
@@ -104,6 +104,8 @@ def data_problems(args: argparse.Namespace) -> list[str]:
                 for n in names
                 if given(args, n)
             ]
+    if args.dataset == "synthetic" and given(args, "max_objects"):
+        out.append("--max-objects caps COCO annotations and tokens-file masks; the synthetic world reads neither")
     if args.dataset == "coco" and not args.coco_root:
         out.append("--dataset coco needs --coco-root DIR")
     if args.dataset == "images" and not (args.images and args.captions):

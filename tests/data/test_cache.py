@@ -138,6 +138,8 @@ def test_two_processes_building_one_cache_end_with_the_same_valid_graphs(tmp_pat
     store, report = GraphCache(tmp_path, shard_size=1).load_or_build(SyntheticBuilder("val", 12), progress=False)
     assert report.rebuilt_shards == 0 and report.reused_shards == 12 and store.names == names
     assert not list(tmp_path.rglob("*.tmp"))
+
+
 def executed_project_files(call) -> set:
     """The project files whose functions run during `call()` (a second way to find the code behind a graph)."""
     import sys

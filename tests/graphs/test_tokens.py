@@ -63,7 +63,8 @@ def test_tokens_file_reads_masks_labels_features_and_triplets(tmp_path):
     tokens = read_tokens_file(path)
     assert list(tokens) == ["a.png", "b.png"]
     a = tokens["a.png"]
-    assert a.masks.shape == (2, 32, 32) and np.array_equal(a.masks[0], square(2, 2, 8))
+    assert len(a.masks) == 2 and (a.masks.height, a.masks.width) == (32, 32)
+    assert np.array_equal(a.masks.dense()[0], square(2, 2, 8))
     assert a.labels == [3, 4] and a.scores == [0.9, 0.8] and a.features.shape == (2, 2)
     assert [(s, PREDICATES[p], o) for s, p, o in a.triplets] == [(0, "holding", 1), (1, "left of", 0)]
     graph = build_graph(np.zeros((32, 32, 3), np.uint8), a.masks, a.labels, a.triplets, object_x=a.features)
