@@ -1,5 +1,6 @@
 """Datasets: the synthetic world (default), COCO, image folders; the graph cache and store."""
 
+import graphs  # noqa: F401  first: it silences PyG's import-time warnings before data.cache imports PyG
 from data.cache import BadItem, GraphCache
 from data.datasets import DEFAULT_SIZES, GraphDataset, SyntheticBuilder, SyntheticGraphs
 from data.sources import DATASETS, DataOptions, open_dataset

@@ -1,5 +1,5 @@
-"""Evaluation: retrieval (and, later, compositional suites, ablation, plots)."""
+"""Evaluation: retrieval, compositional suites and real benchmarks, ablation, TCAS, probes, plots.
 
-from evaluate.retrieval import embed_dataset, format_table, retrieval_metrics
-
-__all__ = ["embed_dataset", "format_table", "retrieval_metrics"]
+Each module is a command (`python -m evaluate.retrieval ...`); nothing is imported here, so that
+running one does not import it twice.
+"""

@@ -196,5 +196,5 @@ def save_graph_picture(
         draw_rank_matrix(rank_matrix[0], rank_matrix[1], matrix_ax, "rank matrix (0 = no relationship)")
     draw_graph(image, data, masks, ax=ax, title=title, name_tokens=rank_matrix is not None, object_labels=object_labels)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # the legend sits outside the axes
     plt.close(fig)

@@ -1,7 +1,7 @@
 """The graph schema: node types, the two edge schemas of seven ranked types, predicates.
 
 This module is the single place where type names are spelled out; every other
-module imports them from here (see DESIGN.md, "The graph schema").
+module imports them from here (see docs/design.md, "The graph schema").
 
 Edge schemas (`--edge-schema`): ``semgraph`` (ours, `EDGE_TYPES`, the form
 graphs are built and stored in) and ``seed`` (the seed paper's seven ranked
@@ -198,7 +198,7 @@ IMAGE_DIM = 3 * IMAGE_GRID * IMAGE_GRID
 FEATURE_DIMS: dict[NodeType, int] = {OBJECT: OBJECT_DIM, RELATION: RELATION_DIM, IMAGE: IMAGE_DIM}
 
 
-# `--graph-type`: what an image becomes (DESIGN.md, "Data flow").
+# `--graph-type`: what an image becomes (docs/design.md, "Data flow").
 GRAPH_TYPES = ("hetero", "homo", "patch")
 # The single node and edge type of a homogeneous graph (`--graph-type homo`).
 HOMOGENEOUS_NODE = "node"

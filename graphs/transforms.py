@@ -13,7 +13,7 @@ from graphs.schema import DEFAULT_EDGE_SCHEMA, NODE_TYPES, EdgeType, resolve_edg
 
 
 class DropEdgeTypes(BaseTransform):
-    """Empty the named edge types (the ablation of DESIGN.md).
+    """Empty the named edge types (the ablation of docs/design.md).
 
     The types stay in the graph with zero edges, so batches keep every type and
     the encoder reads the affected pairs as `none`.

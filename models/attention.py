@@ -6,7 +6,7 @@
 
 where :math:`t(i, j)` is the bias slot of the pair (see `pair_slots`): 0 for
 no edge, :math:`2(r - 1) + 1` for an edge of rank :math:`r` from i to j and
-:math:`2(r - 1) + 2` for one from j to i. See DESIGN.md, "The attention bias".
+:math:`2(r - 1) + 2` for one from j to i. See docs/design.md, "The attention bias".
 
 The ``monotone`` mode is the seed paper's instead: one learned vector w of
 one entry per rank, the bias of a pair whose strongest edge from query i to
@@ -52,7 +52,7 @@ class EdgeTypeBias(nn.Module):
         heads: attention heads.
         mode: ``learned`` (trainable, initialised from the ranks), ``ranked``
             (fixed rank table) or ``none`` (no bias).
-        init: where ``learned`` starts: ``ranks`` (DESIGN.md) or ``zero``.
+        init: where ``learned`` starts: ``ranks`` (docs/design.md) or ``zero``.
     """
 
     def __init__(self, num_edge_types: int, heads: int, mode: str = "learned", init: str = "ranks") -> None:

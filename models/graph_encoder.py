@@ -146,7 +146,7 @@ class GraphEncoder(nn.Module):
 
     Each node type has its own input projection and type embedding; every
     token adds a Fourier encoding of its box; L pre-norm blocks attend over all
-    tokens of a graph with the per-head edge-type bias of DESIGN.md; the tokens
+    tokens of a graph with the per-head edge-type bias of docs/design.md; the tokens
     are normalised, pooled (a learned attention query, or a masked mean) and
     projected to the embedding. No positional index enters, so the embedding
     does not depend on node order.

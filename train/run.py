@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--edge-bias-init",
         choices=BIAS_INITS,
         default="ranks",
-        help="where the learned bias starts: from the ranks (DESIGN.md) or at zero",
+        help="where the learned bias starts: from the ranks (docs/design.md) or at zero",
     )
     model.add_argument(
         "--readout",
