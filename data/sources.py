@@ -47,6 +47,8 @@ class DataOptions:
     pixels: int = 0  # also store each image at this side, for a pixel model (--vision)
     mmap: bool = False  # map the cached graphs from disk (datasets larger than memory)
     hard_negatives: list[str] = field(default_factory=list)  # kinds of hard-negative captions to make
+    world: str = "v3"  # the synthetic world's version (data.synthetic.WORLDS)
+    held_out_combinations: bool = False  # world v4: keep its held-out combinations out of every scene
 
 
 def make_builder(options: DataOptions, split: str) -> GraphBuilder:
@@ -55,7 +57,14 @@ def make_builder(options: DataOptions, split: str) -> GraphBuilder:
         size = {"train": options.train_size, "val": options.val_size}.get(split, options.val_size)
         negatives = options.hard_negatives if split == "train" else ()
         return SyntheticBuilder(
-            split, size, options.seed, graph_type=options.graph_type, pixels=options.pixels, negatives=negatives
+            split,
+            size,
+            options.seed,
+            graph_type=options.graph_type,
+            pixels=options.pixels,
+            negatives=negatives,
+            world=options.world,
+            held_out=options.held_out_combinations,
         )
     if options.dataset == "coco":
         from data.coco import CocoBuilder
@@ -126,7 +135,13 @@ def open_twins(options: DataOptions, graphs: GraphStore, progress: bool = True) 
     if options.dataset != "synthetic":
         raise ValueError("hard-negative images exist for the synthetic world only")
     builder = SyntheticTwinBuilder(
-        "train", options.train_size, options.seed, graph_type=options.graph_type, pixels=options.pixels
+        "train",
+        options.train_size,
+        options.seed,
+        graph_type=options.graph_type,
+        pixels=options.pixels,
+        world=options.world,
+        held_out=options.held_out_combinations,
     )
     store = load_graphs(builder, options.cache_dir, options.use_cache, options.workers, "skip", progress)
     return Twins.align(store, graphs)
