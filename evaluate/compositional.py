@@ -24,10 +24,19 @@ from torch_geometric.data import Batch
 from data.coco import load_image
 from data.datasets import graph_transform
 from data.images import TokenSource, tokens_to_graph
-from data.synthetic import make_scene
+from data.synthetic import WORLDS
 from evaluate.benchmarks import BENCHMARKS, crop_box, load_benchmark
+from evaluate.intervals import add_intervals, format_intervals
 from evaluate.report import benchmark_result, format_benchmark
-from evaluate.suites import SYNTHETIC_SUITES, read_suite, render_layout, synthetic_suite, write_suite
+from evaluate.suites import (
+    SYNTHETIC_SUITES,
+    read_suite,
+    render_layout,
+    scene_of_ref,
+    synthetic_suite,
+    world_of,
+    write_suite,
+)
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
@@ -48,8 +57,7 @@ class RefGraphs:
 
     def image_and_graph(self, ref: dict):
         if "synthetic" in ref:
-            spec = ref["synthetic"]
-            scene = make_scene(spec.get("seed", 0), spec.get("split", "test"), spec["index"])
+            scene = scene_of_ref(ref["synthetic"])
             return scene.image, lambda: build_graph(scene.image, scene.masks, scene.labels, scene.triplets)
         if "layout" in ref:
             scene = render_layout(ref["layout"])
@@ -148,14 +156,19 @@ def format_result(name: str, result: dict) -> str:
             f"  {'all':<16}{result['items']:>6}"
             + "".join(f"{100 * result[m]:>7.1f}%" for m in ("text", "image", "group"))
         )
-    return "\n".join(lines)
+    return "\n".join(lines + format_intervals(result))
 
 
 def load_items(
-    suite: str, count: int | None, seed: int, benchmark_root: Path | None = None, **benchmark_options
+    suite: str,
+    count: int | None,
+    seed: int,
+    benchmark_root: Path | None = None,
+    world: dict | None = None,
+    **benchmark_options,
 ) -> tuple[list[dict], Path]:
     if suite in SYNTHETIC_SUITES:
-        return synthetic_suite(suite, count, seed), Path.cwd()
+        return synthetic_suite(suite, count, seed, **(world or {})), Path.cwd()
     if suite in BENCHMARKS:
         if benchmark_root is None:
             raise ValueError(f"--suite {suite} reads the benchmark's own files: give --benchmark-root DIR")
@@ -180,13 +193,16 @@ def evaluate_suite(
     seed: int = 0,
     token_source: str = "felzenszwalb",
     benchmark_root: Path | None = None,
+    world: str | None = None,
     **benchmark_options,
 ) -> dict:
-    items, root = load_items(suite, count, seed, benchmark_root, **benchmark_options)
+    """A suite's figures; the synthetic suites are drawn in `world` (default: the checkpoint's run's)."""
+    world = world_of(params, world)
+    items, root = load_items(suite, count, seed, benchmark_root, world, **benchmark_options)
     images, texts = embed_items(model, items, RefGraphs(model, params, root, token_source), device)
     if suite in BENCHMARKS:
         return benchmark_result(suite, items, images, texts, benchmark_root)
-    return {"suite": suite, **score(items, images, texts)}
+    return {"suite": suite, "world": world, **add_intervals(score(items, images, texts))}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="sugarcrepe: leave out absent subset files (listed in the output) instead of stopping",
     )
     parser.add_argument("--token-source", default="felzenszwalb", help="how images named by file are tokenized")
+    parser.add_argument(
+        "--world",
+        choices=tuple(WORLDS),
+        help="world version of the synthetic suites (default: the checkpoint's run's, v3 without one); "
+        "the heldout-* suites need v4",
+    )
     parser.add_argument("--write-suite", type=Path, help="write the (first) suite as JSON lines and stop")
     parser.add_argument("--output", type=Path, help="JSON file for the results (default: next to the checkpoint)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -226,7 +248,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     try:
         options = {"image_root": args.image_root, "skip_missing_subsets": args.skip_missing_subsets}
         if args.write_suite:
-            items, _ = load_items(args.suite[0], args.count, args.seed, args.benchmark_root, **options)
+            world = world_of({}, args.world)
+            items, _ = load_items(args.suite[0], args.count, args.seed, args.benchmark_root, world, **options)
             write_suite(items, args.write_suite)
             print(f"wrote {len(items)} items to {args.write_suite}")
             return []
@@ -245,6 +268,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 args.seed,
                 args.token_source,
                 args.benchmark_root,
+                args.world,
                 **(options if suite in BENCHMARKS else {}),
             )
             for suite in args.suite
