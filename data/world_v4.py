@@ -106,9 +106,7 @@ def reach(obj: SceneObject, canvas: int) -> float:
     return float(np.linalg.norm(outline(obj, canvas) - np.asarray(obj.centre), axis=1).max())
 
 
-def place_beside(
-    host: SceneObject, obj: SceneObject, angle: float, gap: float, canvas: int
-) -> SceneObject:
+def place_beside(host: SceneObject, obj: SceneObject, angle: float, gap: float, canvas: int) -> SceneObject:
     """`obj` moved next to `host`, in the direction `angle` (degrees, 0 = right, 90 = down), `gap` pixels apart."""
     direction = np.array([np.cos(np.deg2rad(angle)), np.sin(np.deg2rad(angle))])
     distance = support(host, direction, canvas) + support(obj, -direction, canvas) + gap
