@@ -53,6 +53,8 @@ class DataOptions:
 
 def make_builder(options: DataOptions, split: str) -> GraphBuilder:
     """The builder of one split (``train``, ``val`` or ``test``) of the chosen dataset."""
+    if options.dataset != "synthetic" and (options.world != "v3" or options.held_out_combinations):
+        raise ValueError("--world and --held-out-combinations are options of the synthetic world (--dataset synthetic)")
     if options.dataset == "synthetic":
         size = {"train": options.train_size, "val": options.val_size}.get(split, options.val_size)
         negatives = options.hard_negatives if split == "train" else ()
