@@ -195,3 +195,11 @@ def test_the_world_keys_the_cache():
     assert prints[0]["world_version"] == 3 and "held_out_combinations" not in prints[0]
     assert prints[1]["world_version"] == 4 and prints[2]["held_out_combinations"] is True
     assert len({str(sorted(p.items())) for p in prints}) == 3
+
+
+def test_world_options_outside_the_synthetic_world_are_an_error():
+    from data.sources import DataOptions, make_builder
+
+    with pytest.raises(ValueError, match="options of the synthetic world"):
+        make_builder(DataOptions(dataset="coco", coco_root="x", world="v4"), "train")
+    assert make_builder(DataOptions(world="v4", held_out_combinations=True), "val").held_out
