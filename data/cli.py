@@ -51,7 +51,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--held-out-combinations",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=False,
         help="--world v4: keep its held-out (shape, colour) and (predicate, subject shape) combinations out of "
         "every scene, twin and hard negative, for the heldout-* suites",
     )

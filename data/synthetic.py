@@ -413,7 +413,9 @@ def check_world(world: str, held_out: bool = False) -> None:
     if world not in WORLDS:
         raise ValueError(f"unknown world {world!r}; known: {', '.join(WORLDS)}")
     if held_out and world == "v3":
-        raise ValueError("held-out combinations are part of world v4: use --world v4")
+        raise ValueError(
+            "held-out combinations are part of world v4: use --world v4 (or --no-held-out-combinations)"
+        )
 
 
 def make_scene(
