@@ -3,7 +3,8 @@
 The same vocabulary as world v3 (5 shapes, 8 colours, 2 size words, the same
 captions and relations from the same geometry), drawn less narrowly:
 
-- pose: each shape turned by up to ±30° and stretched (width × s, height / s,
+- pose: each shape turned by up to ±30° (squares and diamonds ±15°, so that
+  neither passes for the other) and stretched (width × s, height / s,
   s log-uniform in [1/1.3, 1.3]);
 - size: a continuum of radii within each size word (small 5.5–8.5 px, large
   11.5–15.5 px on the 96-pixel canvas; the gap keeps the words true);
@@ -51,6 +52,8 @@ from graphs.schema import PREDICATES
 MAX_OBJECTS = 6
 RADII = {"small": (5.5, 8.5), "large": (11.5, 15.5)}  # pixels on the 96-pixel canvas
 MAX_ANGLE = 30.0  # degrees
+# A square turned by 45° is a diamond: these two turn less, so that neither passes for the other.
+MAX_ANGLE_OF = {"square": 15.0, "diamond": 15.0}
 MAX_STRETCH = 1.3
 MAX_SHADE = 20
 OFF_AXIS = 20.0  # degrees a neighbour may sit off the horizontal or vertical
@@ -90,7 +93,7 @@ def draw_object(rng: np.random.Generator, held_out: bool = False, size: str | No
         size,
         (0.0, 0.0),
         radius=float(rng.uniform(*RADII[size])),
-        angle=float(rng.uniform(-MAX_ANGLE, MAX_ANGLE)),
+        angle=float(rng.uniform(-1, 1) * MAX_ANGLE_OF.get(shape, MAX_ANGLE)),
         stretch=float(np.exp(rng.uniform(-1, 1) * np.log(MAX_STRETCH))),
         shade=tuple(int(v) for v in rng.integers(-MAX_SHADE, MAX_SHADE + 1, size=3)),
     )

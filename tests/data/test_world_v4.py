@@ -11,6 +11,7 @@ from data.world_v4 import (
     HELD_OUT_OBJECTS,
     HELD_OUT_RELATIONS,
     MAX_ANGLE,
+    MAX_ANGLE_OF,
     MAX_SHADE,
     MAX_STRETCH,
     RADII,
@@ -63,7 +64,11 @@ def test_each_varied_property_covers_its_range(v4_scenes):
     assert {len(scene.objects) for scene in v4_scenes} == {2, 3, 4, 5, 6}
     for size, (low, high) in RADII.items():
         assert spread([o.radius for o in objects if o.size == size], low, high, 0.6), size
-    assert spread([o.angle for o in objects], -MAX_ANGLE, MAX_ANGLE, 5)
+    for shapes, limit in (
+        ({"square", "diamond"}, MAX_ANGLE_OF["square"]),
+        ({"circle", "triangle", "cross"}, MAX_ANGLE),
+    ):
+        assert spread([o.angle for o in objects if o.shape in shapes], -limit, limit, 4), shapes
     assert spread(np.log([o.stretch for o in objects]), -np.log(MAX_STRETCH), np.log(MAX_STRETCH), 0.05)
     assert spread([v for o in objects for v in o.shade], -MAX_SHADE, MAX_SHADE, 1)
     styles = [scene.style for scene in v4_scenes]
