@@ -129,11 +129,12 @@ def scene_of_ref(spec: dict) -> Scene:
     return make_scene(spec.get("seed", 0), spec.get("split", "test"), spec["index"], world=world, held_out=held_out)
 
 
-def world_of(params: dict, world: str | None = None) -> dict:
-    """The world options of a run's params (world v3 for runs older than the option), or
-    `world` instead of its version where given (held-out combinations stay v4's)."""
-    world = world or params.get("world") or DEFAULT_WORLD
-    return {"world": world, "held_out": bool(params.get("held_out_combinations")) and world != DEFAULT_WORLD}
+def world_of(settings, world: str | None = None) -> dict:
+    """The world options of a run's params or DataOptions (world v3 for runs older than the option),
+    or `world` instead of its version where given (held-out combinations stay v4's)."""
+    values = settings if isinstance(settings, dict) else vars(settings)
+    world = world or values.get("world") or DEFAULT_WORLD
+    return {"world": world, "held_out": bool(values.get("held_out_combinations")) and world != DEFAULT_WORLD}
 
 
 def write_suite(items: list[dict], path: str | Path) -> None:

@@ -142,3 +142,10 @@ def test_a_v4_held_out_run_trains_and_is_scored_on_its_world(tmp_path, capsys):
     assert results[0]["headline_macro"]["left_out"] == {name: 2 for name in HEADLINE_PREDICATES}
     assert 0 <= results[1]["group_ci"][0] <= results[1]["group"] <= results[1]["group_ci"][1]
     assert "left out of the macro" in capsys.readouterr().out
+
+
+def test_the_world_of_a_run_is_read_from_its_data_options_too():
+    from data.sources import DataOptions
+
+    assert world_of(DataOptions(world="v4", held_out_combinations=True)) == {"world": "v4", "held_out": True}
+    assert world_of(DataOptions(world="v4", held_out_combinations=True), "v3") == {"world": "v3", "held_out": False}
