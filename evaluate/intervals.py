@@ -9,6 +9,9 @@
   var(macro) = (1 / k²) Σ p_i (1 − p_i) / n_i, and macro ± 1.96 √var, clipped to
   [0, 1]. (A subset at exactly 0 or 1 adds no variance; with ≥ 50 items each
   this understates the width by little.)
+
+As evaluate.report's records do, a result names its `headline` ({"name", "value",
+"ci"}) and `headline_definition`, and marks each subset `in_headline`.
 """
 
 from __future__ import annotations
@@ -49,11 +52,6 @@ def add_intervals(result: dict, min_items: int = MIN_HEADLINE_ITEMS) -> dict:
     """A suite result of evaluate.compositional.score with a 95 % interval ("ci") beside each
     accuracy and the headline macro (`headline_macro`) over subsets of at least `min_items`."""
     out = dict(result)
-    if "subsets" in result:
-        out["subsets"] = {k: v | {"ci": list(wilson(v["acc"], v["n"]))} for k, v in result["subsets"].items()}
-        n = sum(v["n"] for v in result["subsets"].values())
-        out["acc_ci"] = list(wilson(result["acc"], n))
-        out["headline_macro"] = headline_macro(result["subsets"], "acc", min_items)
     if "pair_subsets" in result:
         out["pair_subsets"] = {
             k: v | {f"{m}_ci": list(wilson(v[m], v["n"])) for m in ("text", "image", "group")}
@@ -61,6 +59,21 @@ def add_intervals(result: dict, min_items: int = MIN_HEADLINE_ITEMS) -> dict:
         }
         n = sum(v["n"] for v in result["pair_subsets"].values())
         out.update({f"{m}_ci": list(wilson(result[m], n)) for m in ("text", "image", "group")})
+        out["headline"] = {"name": "group", "value": result["group"], "ci": out["group_ci"]}
+        out["headline_definition"] = "group: Winoground's group score over every pair (Wilson 95 % interval)"
+    if "subsets" in result:
+        out["subsets"] = {
+            k: v | {"ci": list(wilson(v["acc"], v["n"])), "in_headline": v["n"] >= min_items}
+            for k, v in result["subsets"].items()
+        }
+        n = sum(v["n"] for v in result["subsets"].values())
+        out["acc_ci"] = list(wilson(result["acc"], n))
+        macro = out["headline_macro"] = headline_macro(result["subsets"], "acc", min_items)
+        out["headline"] = {"name": "headline_macro", "value": macro["value"], "ci": macro["ci"]}
+        out["headline_definition"] = (
+            f"headline_macro: mean accuracy over subsets of {min_items} items or more "
+            "(95 % interval: normal approximation over independent subsets)"
+        )
     return out
 
 

@@ -107,6 +107,18 @@ def test_intervals_join_a_scored_result_and_its_printout():
     assert out["headline_macro"]["value"] == pytest.approx(0.8) and out["macro_acc"] == 0.9
     assert out["subsets"]["left of"]["ci"] == pytest.approx(list(wilson(0.8, 50)))
     assert out["acc_ci"] == pytest.approx(list(wilson(47 / 57, 57)))
+    assert out["headline"] == {"name": "headline_macro", "value": 0.8, "ci": out["headline_macro"]["ci"]}
+    assert [v["in_headline"] for v in out["subsets"].values()] == [True, False]
+    pairs = add_intervals(
+        {
+            "items": 4,
+            "text": 0.5,
+            "image": 0.5,
+            "group": 0.25,
+            "pair_subsets": {"2 objects": {"text": 0.5, "image": 0.5, "group": 0.25, "n": 4}},
+        }
+    )
+    assert pairs["headline"]["name"] == "group" and pairs["group_ci"] == pytest.approx(list(wilson(0.25, 4)))
     text = "\n".join(format_intervals(out))
     assert "headline macro over subsets with >= 50 items (left of): 80.0% [" in text
     assert "left out of the macro: inside (7)" in text
