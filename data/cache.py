@@ -97,11 +97,10 @@ def folder_digest(path: str | Path) -> str:
 
 @functools.cache
 def code_digest() -> str:
-    """A digest of the code that makes graphs (graphs/, data/synthetic.py, data/world_v4.py): any edit rebuilds."""
+    """A digest of the code that makes graphs (graphs/, data/synthetic.py): any edit rebuilds."""
     digest = hashlib.sha256()
     root = Path(__file__).resolve().parents[1]
-    world = [root / "data" / "synthetic.py", root / "data" / "world_v4.py"]
-    for path in sorted([*(root / "graphs").glob("*.py"), *world]):
+    for path in sorted([*(root / "graphs").glob("*.py"), root / "data" / "synthetic.py"]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
