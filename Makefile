@@ -7,7 +7,7 @@ STAMP := $(VENV)/.semgraph-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TRAIN_ARGS ?=
 
-.PHONY: venv train composition test lint bench clean-venv
+.PHONY: venv train composition composition-v4 test lint bench clean-venv
 
 venv: $(STAMP)
 
@@ -28,6 +28,17 @@ composition: $(STAMP)
 	$(PY) train/run.py --config train/configs/composition.yaml --out $(COMPOSITION_OUT) $(TRAIN_ARGS)
 	$(PY) -m evaluate.compositional --checkpoint $(COMPOSITION_OUT)/checkpoints/latest.pt --count 200 \
 		--suite relation-swap --suite attribute-swap --suite word-order --suite winoground-synthetic
+
+# Issue [10]'s measurement: the same recipe on world v4 with held-out combinations, then the v4 suites
+# (drawn in the checkpoint's world; 100 items per predicate, pairs of 2 to 5 objects) and the held-out ones.
+COMPOSITION_V4_OUT := $(or $(OUT),runs/composition-v4-$(shell date +%Y%m%d-%H%M%S))
+composition-v4: $(STAMP)
+	$(PY) train/run.py --config train/configs/composition-v4.yaml --out $(COMPOSITION_V4_OUT) $(TRAIN_ARGS)
+	$(PY) -m evaluate.retrieval --checkpoint $(COMPOSITION_V4_OUT)/checkpoints/latest.pt --eval-split test \
+		--world v4 --held-out-combinations
+	$(PY) -m evaluate.compositional --checkpoint $(COMPOSITION_V4_OUT)/checkpoints/latest.pt --count 500 \
+		--suite relation-swap --suite attribute-swap --suite word-order --suite winoground-synthetic \
+		--suite heldout-relation-swap --suite heldout-winoground
 
 test: $(STAMP)
 	$(PY) -m pytest tests

@@ -7,6 +7,7 @@ import argparse
 from data.datasets import DEFAULT_SIZES
 from data.images import TOKEN_SOURCES
 from data.sources import DATASETS, DataOptions
+from data.synthetic import DEFAULT_WORLD, WORLDS
 from graphs.featurizers import FEATURIZERS
 from graphs.schema import DEFAULT_EDGE_SCHEMA, EDGE_SCHEMAS, GRAPH_TYPES, resolve_edge_type, schema_edge_types
 
@@ -59,6 +60,22 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "e.g. near,overlaps (semgraph) or nearest_4 (seed)",
     )
     data.add_argument("--train-size", type=int, default=DEFAULT_SIZES["train"], help="synthetic training scenes")
+    data.add_argument(
+        "--world",
+        choices=tuple(WORLDS),
+        default=DEFAULT_WORLD,
+        help="version of the synthetic world: v3 (canonical shapes, two radii, fixed shades, 2-5 objects) or v4 "
+        "(rotated and stretched shapes, a continuum of radii, varied shades and backgrounds, 2-6 objects, "
+        "neighbours off the axis, several arrow styles); it keys the graph cache, and evaluate.compositional "
+        "draws its synthetic suites in the checkpoint's world",
+    )
+    data.add_argument(
+        "--held-out-combinations",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="--world v4: keep its held-out (shape, colour) and (predicate, subject shape) combinations out of "
+        "every scene, twin and hard negative, for the heldout-* suites",
+    )
     data.add_argument("--val-size", type=int, default=DEFAULT_SIZES["val"], help="synthetic validation scenes")
     data.add_argument("--coco-root", help="COCO folder with annotations/, train2017/, val2017/")
     data.add_argument("--split", default="train2017", help="COCO split to train on")

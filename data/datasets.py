@@ -10,9 +10,9 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data, HeteroData
 
 from data.cache import BadItem, GraphBuilder, GraphCache, build_uncached
-from data.negatives import hard_negatives, statement_holds, twin_scene
+from data.negatives import hard_negatives, held_out_in_text, statement_holds, twin_scene
 from data.store import GraphStore
-from data.synthetic import WORLD_VERSION, Scene, make_scene
+from data.synthetic import DEFAULT_WORLD, WORLDS, Scene, check_world, make_scene
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
@@ -124,7 +124,8 @@ class GraphDataset(Dataset):
 
 
 class SyntheticBuilder(GraphBuilder):
-    """Graphs of the embedded synthetic world (see data.synthetic)."""
+    """Graphs of the embedded synthetic world (see data.synthetic): `world` "v3" or "v4";
+    `held_out` keeps v4's held-out combinations out of every scene and hard negative."""
 
     def __init__(
         self,
@@ -137,8 +138,12 @@ class SyntheticBuilder(GraphBuilder):
         pixels: int = 0,
         negatives: Sequence[str] = (),
         featurizer: Featurizer | None = None,
+        world: str = DEFAULT_WORLD,
+        held_out: bool = False,
     ) -> None:
+        check_world(world, held_out)
         self.split, self.size, self.seed, self.canvas, self.pixels = split, size, seed, canvas, pixels
+        self.world, self.held_out = world, held_out
         self.negatives = tuple(negatives)
         self.graph_type, self.patch_grid = stored_graph_type(graph_type), patch_grid
         self.featurizer = featurizer or Featurizer()
@@ -150,7 +155,8 @@ class SyntheticBuilder(GraphBuilder):
     def fingerprint(self) -> dict:
         return {
             "source": "synthetic",
-            "world_version": WORLD_VERSION,
+            "world_version": WORLDS[self.world],
+            **({"held_out_combinations": True} if self.held_out else {}),
             "split": self.split,
             "size": self.size,
             "seed": self.seed,
@@ -162,8 +168,11 @@ class SyntheticBuilder(GraphBuilder):
             "negatives": list(self.negatives),
         }
 
+    def scene(self, index: int) -> Scene:
+        return make_scene(self.seed, self.split, index, self.canvas, self.world, self.held_out)
+
     def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        scene = make_scene(self.seed, self.split, index, self.canvas)
+        scene = self.scene(index)
         return scene.image, scene.masks if self.graph_type == "hetero" else None
 
     def scene_graph(self, scene: Scene) -> HeteroData:
@@ -176,12 +185,19 @@ class SyntheticBuilder(GraphBuilder):
         return graph
 
     def build(self, index: int) -> tuple[HeteroData, str]:
-        scene = make_scene(self.seed, self.split, index, self.canvas)
+        scene = self.scene(index)
         graph = self.scene_graph(scene)
         graph.captions = scene.captions
         if self.negatives:
-            graph.negatives = [hard_negatives(scene, caption, self.negatives, index) for caption in scene.captions]
+            graph.negatives = [
+                [n for n in hard_negatives(scene, caption, self.negatives, index) if not self.leaks(n)]
+                for caption in scene.captions
+            ]
         return graph, f"{self.split}/{index}"
+
+    def leaks(self, text: str) -> bool:
+        """Whether a made-up text would show the model a held-out combination."""
+        return self.held_out and held_out_in_text(text)
 
 
 class SyntheticTwinBuilder(SyntheticBuilder):
@@ -198,8 +214,8 @@ class SyntheticTwinBuilder(SyntheticBuilder):
 
     def twin(self, index: int) -> tuple[Scene, Scene, str]:
         """(scene, its twin, the twin's caption); BadItem when the scene has none."""
-        scene = make_scene(self.seed, self.split, index, self.canvas)
-        made = twin_scene(scene, self.seed, self.canvas)
+        scene = self.scene(index)
+        made = twin_scene(scene, self.seed, self.canvas, self.held_out)
         if made is None:
             raise BadItem(f"{self.split}/{index}: no relation can be reversed cleanly")
         return scene, made[0], made[2]

@@ -13,6 +13,7 @@ back against the scene graph, so every negative is checked before it is used
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 
@@ -23,11 +24,12 @@ from data.synthetic import (
     SHAPES,
     SIZES,
     Scene,
-    SceneObject,
     describe_triplet,
     inside_canvas,
     render_scene,
 )
+from data.world_v4 import HELD_OUT_OBJECTS, HELD_OUT_RELATIONS, held_out_facts
+from graphs.relations import TOLD_THE_OTHER_WAY
 from graphs.schema import PREDICATES
 
 NEGATIVE_KINDS = ("relation", "attribute", "order")
@@ -37,6 +39,8 @@ OBJECT = rf"a ({'|'.join(SIZES)}) ({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})"
 PHRASE_TO_PREDICATE = {phrase: name for name, phrase in PHRASES.items()}
 RELATION = re.compile(rf"^{OBJECT} ({'|'.join(map(re.escape, PHRASE_TO_PREDICATE))}) {OBJECT}$")
 PREFIXES = ("there is ", "a picture of ")
+# Predicates told from the other participant, and the canonical predicate they stand for.
+CANONICAL_OF = {**TOLD_THE_OTHER_WAY, "pointed at by": "points at"}
 
 
 ADJECTIVES = set(COLOURS) | set(SIZES)
@@ -174,22 +178,24 @@ def _reversed_scenes(scene: Scene, rng: np.random.Generator, canvas: int):
         tail, head = scene.arrows[0]
         triplet = next(t for t in scene.triplets if (t[0], t[2]) == (tail, head) and PREDICATES[t[1]] == "points at")
         try:
-            yield render_scene(scene.objects, rng, canvas, arrows=[(head, tail)]), triplet
+            yield render_scene(scene.objects, rng, canvas, arrows=[(head, tail)], style=scene.style), triplet
         except ValueError:  # no room for the arrow's head at the other end
             pass
     spatial = [t for t in scene.triplets if PREDICATES[t[1]] in TWIN_PREDICATES]
     for k in rng.permutation(len(spatial)).tolist():
         s, _, o = spatial[k]
         objects = list(scene.objects)
-        objects[s] = SceneObject(objects[s].shape, objects[s].colour, objects[s].size, scene.objects[o].centre)
-        objects[o] = SceneObject(objects[o].shape, objects[o].colour, objects[o].size, scene.objects[s].centre)
+        objects[s] = replace(objects[s], centre=scene.objects[o].centre)
+        objects[o] = replace(objects[o], centre=scene.objects[s].centre)
         try:
-            yield render_scene(objects, rng, canvas, arrows=scene.arrows), spatial[k]
+            yield render_scene(objects, rng, canvas, arrows=scene.arrows, style=scene.style), spatial[k]
         except ValueError:  # the swap left an arrow no room
             continue
 
 
-def twin_scene(scene: Scene, seed: int = 0, canvas: int = 96) -> tuple[Scene, str, str] | None:
+def twin_scene(
+    scene: Scene, seed: int = 0, canvas: int = 96, held_out: bool = False
+) -> tuple[Scene, str, str] | None:
     """A hard-negative image for `scene`: the same objects with one relation reversed
     (the arrow turned round when there is one, else two objects of a spatial relation
     in each other's places), with a caption true of the scene and false of the twin
@@ -197,7 +203,8 @@ def twin_scene(scene: Scene, seed: int = 0, canvas: int = 96) -> tuple[Scene, st
 
     Each candidate is checked with `statement_holds` both ways, and a swap that
     makes objects overlap, hide or leave the canvas is refused; None when no relation
-    can be reversed cleanly.
+    can be reversed cleanly. With `held_out` (world v4's held-out combinations), a
+    twin that would show one of them is refused too.
     """
     rng = np.random.default_rng([seed, len(scene.objects), *np.asarray(scene.image[::16, ::16, 0]).ravel()[:8]])
     unique = [sum(o.phrase == p.phrase for o in scene.objects) == 1 for p in scene.objects]
@@ -206,12 +213,36 @@ def twin_scene(scene: Scene, seed: int = 0, canvas: int = 96) -> tuple[Scene, st
             continue
         if not _clean(scene, twin, canvas):
             continue
+        if held_out and held_out_facts(twin.objects, twin.triplets):
+            continue
         true = describe_triplet(scene, (s, p, o))
         swapped = describe_triplet(scene, (o, p, s))
         if statement_holds(scene, true) and not statement_holds(twin, true):
             if statement_holds(twin, swapped) and not statement_holds(scene, swapped):
                 return twin, true, swapped
     return None
+
+
+def held_out_in_text(text: str) -> bool:
+    """Whether a caption of the world's templates names a held-out combination of world v4:
+    a (shape, colour) of HELD_OUT_OBJECTS, or a relation whose canonical telling has a
+    (predicate, subject shape) of HELD_OUT_RELATIONS ("a square to the right of a triangle"
+    is "triangle left of")."""
+    if any((shape, colour) in HELD_OUT_OBJECTS for _, colour, shape in re.findall(OBJECT, text)):
+        return True
+    body = text.split(": ", 1)[1] if re.match(r"^\d+ shapes: ", text) else text
+    clauses = _clauses(body)
+    for clause in [clauses[0]] + [f"a {c}" for c in clauses[1:]]:
+        match = RELATION.match(clause)
+        if match is None:
+            continue
+        groups = match.groups()
+        name, subject = PHRASE_TO_PREDICATE[groups[3]], groups[2]
+        if name in CANONICAL_OF:
+            name, subject = CANONICAL_OF[name], groups[6]
+        if (name, subject) in HELD_OUT_RELATIONS:
+            return True
+    return False
 
 
 def _clean(scene: Scene, twin: Scene, canvas: int) -> bool:

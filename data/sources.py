@@ -49,6 +49,8 @@ class DataOptions:
     pixels: int = 0  # also store each image at this side, for a pixel model (--vision)
     mmap: bool = False  # map the cached graphs from disk (datasets larger than memory)
     hard_negatives: list[str] = field(default_factory=list)  # kinds of hard-negative captions to make
+    world: str = "v3"  # the synthetic world's version (data.synthetic.WORLDS)
+    held_out_combinations: bool = False  # world v4: keep its held-out combinations out of every scene
 
 
 def make_featurizer(options: DataOptions) -> Featurizer:
@@ -58,6 +60,8 @@ def make_featurizer(options: DataOptions) -> Featurizer:
 def make_builder(options: DataOptions, split: str) -> GraphBuilder:
     """The builder of one split (``train``, ``val`` or ``test``) of the chosen dataset; a featurizer
     the dataset cannot honour is refused here, before anything is built."""
+    if options.dataset != "synthetic" and (options.world != "v3" or options.held_out_combinations):
+        raise ValueError("--world and --held-out-combinations are options of the synthetic world (--dataset synthetic)")
     if options.dataset == "synthetic":
         size = {"train": options.train_size, "val": options.val_size}.get(split, options.val_size)
         negatives = options.hard_negatives if split == "train" else ()
@@ -69,6 +73,8 @@ def make_builder(options: DataOptions, split: str) -> GraphBuilder:
             pixels=options.pixels,
             negatives=negatives,
             featurizer=make_featurizer(options),
+            world=options.world,
+            held_out=options.held_out_combinations,
         )
     if options.dataset == "coco":
         from data.coco import CocoBuilder
@@ -147,6 +153,8 @@ def open_twins(options: DataOptions, graphs: GraphStore, progress: bool = True) 
         graph_type=options.graph_type,
         pixels=options.pixels,
         featurizer=make_featurizer(options),
+        world=options.world,
+        held_out=options.held_out_combinations,
     )
     store = load_graphs(builder, options.cache_dir, options.use_cache, options.workers, "skip", progress)
     return Twins.align(store, graphs)

@@ -30,11 +30,13 @@ from torch_geometric.data import Batch
 
 from data.cache import BadItem
 from data.sources import DataOptions
+from data.synthetic import WORLDS
 from evaluate.benchmarks import BENCHMARKS, load_benchmark
+from evaluate.intervals import add_intervals, format_intervals
 from evaluate.ref_graphs import RefGraphs
 from evaluate.report import benchmark_result, format_benchmark
 from evaluate.run_config import add_graph_arguments, run_params, settings_from_run
-from evaluate.suites import SYNTHETIC_SUITES, UndrawableLayout, read_suite, synthetic_suite, write_suite
+from evaluate.suites import SYNTHETIC_SUITES, UndrawableLayout, read_suite, synthetic_suite, world_of, write_suite
 from models import GraphCLIP
 from train.checkpoint import load_checkpoint, model_from_checkpoint
 from train.distributed import device_from_flag
@@ -176,14 +178,19 @@ def format_result(name: str, result: dict) -> str:
             f"  {'all':<16}{result['items']:>6}"
             + "".join(f"{100 * result[m]:>7.1f}%" for m in ("text", "image", "group"))
         )
-    return "\n".join(lines)
+    return "\n".join(lines + format_intervals(result))
 
 
 def load_items(
-    suite: str, count: int | None, seed: int, benchmark_root: Path | None = None, **benchmark_options
+    suite: str,
+    count: int | None,
+    seed: int,
+    benchmark_root: Path | None = None,
+    world: dict | None = None,
+    **benchmark_options,
 ) -> tuple[list[dict], Path]:
     if suite in SYNTHETIC_SUITES:
-        return synthetic_suite(suite, count, seed), Path.cwd()
+        return synthetic_suite(suite, count, seed, **(world or {})), Path.cwd()
     if suite in BENCHMARKS:
         if benchmark_root is None:
             raise ValueError(f"--suite {suite} reads the benchmark's own files: give --benchmark-root DIR")
@@ -215,13 +222,16 @@ def evaluate_suite(
     count: int | None = None,
     seed: int = 0,
     benchmark_root: Path | None = None,
+    world: str | None = None,
     **benchmark_options,
 ) -> dict:
-    """Score one suite with graphs built as the run built its own (`settings`: its DataOptions or params).
+    """Score one suite with graphs built as the run built its own (`settings`: its DataOptions or params);
+    the synthetic suites are drawn in `world` (default: the run's world).
 
     Items with a layout the renderer cannot draw are skipped, counted and named in `skipped`.
     """
-    items, root = load_items(suite, count, seed, benchmark_root, **benchmark_options)
+    world_options = world_of(settings, world)
+    items, root = load_items(suite, count, seed, benchmark_root, world_options, **benchmark_options)
     key_root = Path(benchmark_root) if suite in BENCHMARKS else root
     where = f"{suite} in {benchmark_root}" if suite in BENCHMARKS else suite
     graphs = RefGraphs(model, settings, root, key_root, suite_files(items))
@@ -236,7 +246,7 @@ def evaluate_suite(
     if suite in BENCHMARKS:
         result = benchmark_result(suite, kept, images, texts, benchmark_root)
     else:
-        result = {"suite": suite, **score(kept, images, texts)}
+        result = {"suite": suite, "world": world_options, **add_intervals(score(kept, images, texts))}
     if skipped:
         result["skipped"] = {"count": len(skipped), "items": skipped}
     return result
@@ -267,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sugarcrepe: leave out absent subset files (listed in the output) instead of stopping",
     )
+    parser.add_argument(
+        "--world",
+        choices=tuple(WORLDS),
+        help="world version of the synthetic suites (default: the checkpoint's run's, v3 without one); "
+        "the heldout-* suites need v4",
+    )
     parser.add_argument("--write-suite", type=Path, help="write the (first) suite as JSON lines and stop")
     parser.add_argument("--output", type=Path, help="JSON file for the results (default: next to the checkpoint)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -280,7 +296,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     try:
         options = {"image_root": args.image_root, "skip_missing_subsets": args.skip_missing_subsets}
         if args.write_suite:
-            items, _ = load_items(args.suite[0], args.count, args.seed, args.benchmark_root, **options)
+            world = world_of({}, args.world)
+            items, _ = load_items(args.suite[0], args.count, args.seed, args.benchmark_root, world, **options)
             write_suite(items, args.write_suite)
             print(f"wrote {len(items)} items to {args.write_suite}")
             return []
@@ -300,6 +317,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     args.count,
                     args.seed,
                     args.benchmark_root,
+                    args.world,
                     **(options if suite in BENCHMARKS else {}),
                 ),
                 **settings.record(),

@@ -23,10 +23,9 @@ from data.coco import load_image
 from data.datasets import graph_transform
 from data.images import TokenSource, dense_masks, tokens_to_graph
 from data.sources import DataOptions
-from data.synthetic import make_scene
 from evaluate.benchmarks import crop_box
 from evaluate.run_config import options_from_params
-from evaluate.suites import render_layout
+from evaluate.suites import render_layout, scene_of_ref
 from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
@@ -166,8 +165,7 @@ class RefGraphs:
 
     def image_and_graph(self, ref: dict):
         if "synthetic" in ref:
-            spec = ref["synthetic"]
-            scene = make_scene(spec.get("seed", 0), spec.get("split", "test"), spec["index"])
+            scene = scene_of_ref(ref["synthetic"])
             return scene.image, lambda: self.scene_graph(scene)
         if "layout" in ref:
             scene = render_layout(ref["layout"])

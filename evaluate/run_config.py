@@ -43,6 +43,8 @@ USED_BY = {
     "maskrcnn_weights": ("images",),
     "relations": ("coco",),
     "max_objects": ("coco", "images"),
+    "world": ("synthetic",),
+    "held_out_combinations": ("synthetic",),
 }
 # Settings that choose which images are scored: the run's by default, free to differ (and recorded).
 SELECTION_SETTINGS = (
@@ -59,6 +61,8 @@ SELECTION_SETTINGS = (
     "captions",
     "val_fraction",
     "tokens_file",
+    "world",
+    "held_out_combinations",
 )
 # Settings of the computation only: the run's by default, never compared.
 LOCAL_SETTINGS = ("cache_dir", "no_cache", "mmap", "workers", "on_bad_image", "batch_size")

@@ -13,10 +13,21 @@ A suite is a JSON-lines file, one item per line, of two kinds:
 
 An image REF is one of
 ``{"file": "img.jpg"}`` (relative to the suite file; optional ``"box": [x, y, w, h]`` crops it),
-``{"synthetic": {"seed": 0, "split": "test", "index": 12}}`` (a scene of the world), or
+``{"synthetic": {"seed": 0, "split": "test", "index": 12}}`` (a scene of the world; optional
+``"world": "v4"`` and ``"held_out": true`` pick the world's version and options), or
 ``{"layout": {"seed": 3, "canvas": 96, "objects": [{"shape": "circle", "colour": "red",
 "size": "small", "centre": [30, 48]}, ...], "arrows": [[0, 1]]}}`` (objects drawn where they
-are told, with optional arrows from one object to another, by index).
+are told, with optional arrows from one object to another, by index; an object may also
+give world v4's ``radius``, ``angle``, ``stretch`` and ``shade``, and the layout a
+``style``).
+
+The synthetic suites are drawn in a world version (`world=`, the checkpoint's by
+default in evaluate.compositional). In world v4, relation swap asks about five
+predicates with the same number of items each (subsets by predicate), and the
+Winoground-style pairs hold 2 to 5 objects, the pair up to 20° off the axis with
+the others near it (subsets by object count). The ``heldout-*`` suites (world v4
+only) ask only about the combinations data.world_v4 holds out of training with
+``--held-out-combinations``.
 """
 
 from __future__ import annotations
@@ -30,20 +41,28 @@ import numpy as np
 from data.negatives import order_perturbations
 from data.synthetic import (
     COLOURS,
+    DEFAULT_WORLD,
     PHRASES,
     SHAPES,
-    SIZES,
     Scene,
     SceneObject,
+    Style,
     arrow_mask,
+    check_world,
     describe_triplet,
     make_scene,
     render_scene,
-    shape_mask,
 )
 from graphs.schema import PREDICATES
 
-SYNTHETIC_SUITES = ("relation-swap", "attribute-swap", "word-order", "winoground-synthetic")
+SYNTHETIC_SUITES = (
+    "relation-swap",
+    "attribute-swap",
+    "word-order",
+    "winoground-synthetic",
+    "heldout-relation-swap",
+    "heldout-winoground",
+)
 SYMMETRIC = {"next to", "overlapping", "near"}
 WINOGROUND_PREDICATES = ("left of", "above", "points at")
 
@@ -93,19 +112,45 @@ class UndrawableLayout(ValueError):
     skipped, counted and named, never drawn otherwise."""
 
 
+def layout_object(o: dict) -> SceneObject:
+    """A layout's object, with world v4's pose and shade where given."""
+    pose = {k: o[k] for k in ("radius", "angle", "stretch") if k in o}
+    shade = {"shade": tuple(o["shade"])} if "shade" in o else {}
+    return SceneObject(o["shape"], o["colour"], o["size"], tuple(o["centre"]), **pose, **shade)
+
+
 def render_layout(spec: dict) -> Scene:
     """The scene of a ``{"layout": ...}`` image REF; `UndrawableLayout` when an arrow has no room."""
-    objects = [SceneObject(o["shape"], o["colour"], o["size"], tuple(o["centre"])) for o in spec["objects"]]
+    objects = [layout_object(o) for o in spec["objects"]]
     arrows = [(int(a), int(b)) for a, b in spec.get("arrows", [])]
     canvas = spec.get("canvas", 96)
+    style = None
+    if "style" in spec:
+        style = Style(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["style"].items()})
     if arrows:
-        masks = np.stack([shape_mask(o.shape, o.centre, SIZES[o.size] * canvas / 96, canvas) for o in objects])
+        masks = np.stack([o.mask(canvas) for o in objects])
         for tail, head in arrows:
             if not (0 <= tail < len(objects) and 0 <= head < len(objects)):
                 raise ValueError(f"arrow [{tail}, {head}] names an object outside 0..{len(objects) - 1}")
-            if arrow_mask(objects[tail].centre, objects[head].centre, masks, canvas) is None:
+            if arrow_mask(objects[tail].centre, objects[head].centre, masks, canvas, style) is None:
                 raise UndrawableLayout(f"no room for an arrow from object {tail} to object {head}")
-    return render_scene(objects, np.random.default_rng(spec.get("seed", 0)), canvas, arrows=arrows)
+    return render_scene(objects, np.random.default_rng(spec.get("seed", 0)), canvas, arrows=arrows, style=style)
+
+
+def scene_of_ref(spec: dict) -> Scene:
+    """The scene of a ``{"synthetic": ...}`` image REF."""
+    world, held_out = spec.get("world", DEFAULT_WORLD), bool(spec.get("held_out", False))
+    return make_scene(spec.get("seed", 0), spec.get("split", "test"), spec["index"], world=world, held_out=held_out)
+
+
+def world_of(settings, world: str | None = None) -> dict:
+    """The world options of a run's params or DataOptions (world v3 for runs older than the option),
+    or `world` instead of its version where given (held-out combinations stay v4's)."""
+    values = settings if isinstance(settings, dict) else vars(settings)
+    world = world or values.get("world") or DEFAULT_WORLD
+    return {"world": world, "held_out": bool(values.get("held_out_combinations")) and world != DEFAULT_WORLD}
+
+
 
 
 def write_suite(items: list[dict], path: str | Path) -> None:
@@ -117,18 +162,35 @@ def _unique_phrases(scene: Scene) -> list[bool]:
     return [phrases.count(p) == 1 for p in phrases]
 
 
-def _scenes(seed: int, split: str = "test") -> Iterator[tuple[int, Scene]]:
+def _scenes(
+    seed: int, split: str = "test", world: str = DEFAULT_WORLD, held_out: bool = False
+) -> Iterator[tuple[int, Scene]]:
     index = 0
     while True:
-        yield index, make_scene(seed, split, index)
+        yield index, make_scene(seed, split, index, world=world, held_out=held_out)
         index += 1
 
 
-def relation_swap(count: int = 300, seed: int = 0) -> list[dict]:
+def _ref(seed: int, index: int, world: str = DEFAULT_WORLD, held_out: bool = False) -> dict:
+    spec = {"seed": seed, "split": "test", "index": index}
+    if world != DEFAULT_WORLD:
+        spec["world"] = world
+    if held_out:
+        spec["held_out"] = True
+    return {"synthetic": spec}
+
+
+def relation_swap(count: int = 300, seed: int = 0, world: str = DEFAULT_WORLD, held_out: bool = False) -> list[dict]:
     """The true relation against subject and object swapped (ARO VG-Relation), subsets by predicate.
 
-    Every other scene with an arrow is asked about its arrow ("points at"), the
-    relation whose direction only the scene graph's directional edges carry."""
+    World v3: every other scene with an arrow is asked about its arrow ("points at"),
+    the relation whose direction only the scene graph's directional edges carry.
+    World v4: evaluate.suites_v4.balanced_relation_swap, the same number of items per predicate."""
+    check_world(world, held_out)
+    if world != DEFAULT_WORLD:
+        from evaluate.suites_v4 import balanced_relation_swap
+
+        return balanced_relation_swap(count, seed, world, held_out)
     items = []
     for index, scene in _scenes(seed):
         if len(items) == count:
@@ -148,10 +210,11 @@ def relation_swap(count: int = 300, seed: int = 0) -> list[dict]:
     return items
 
 
-def attribute_swap(count: int = 300, seed: int = 0) -> list[dict]:
+def attribute_swap(count: int = 300, seed: int = 0, world: str = DEFAULT_WORLD, held_out: bool = False) -> list[dict]:
     """Two objects with their colours (or sizes) swapped (ARO VG-Attribution)."""
+    check_world(world, held_out)
     items = []
-    for index, scene in _scenes(seed):
+    for index, scene in _scenes(seed, "test", world, held_out):
         if len(items) == count:
             break
         objects = scene.objects
@@ -177,7 +240,7 @@ def attribute_swap(count: int = 300, seed: int = 0) -> list[dict]:
             else:
                 true = f"a {first.size} {first.shape} and a {second.size} {second.shape}"
                 false = f"a {second.size} {first.shape} and a {first.size} {second.shape}"
-            ref = {"synthetic": {"seed": seed, "split": "test", "index": index}}
+            ref = _ref(seed, index, world, held_out)
             items.append(
                 {"id": f"attr-{index}", "subset": attribute, "image": ref, "captions": [true, false], "answer": 0}
             )
@@ -185,10 +248,11 @@ def attribute_swap(count: int = 300, seed: int = 0) -> list[dict]:
     return items
 
 
-def word_order(count: int = 300, seed: int = 0) -> list[dict]:
+def word_order(count: int = 300, seed: int = 0, world: str = DEFAULT_WORLD, held_out: bool = False) -> list[dict]:
     """A true relation caption against four word-order perturbations of it (COCO-Order)."""
+    check_world(world, held_out)
     items = []
-    for index, scene in _scenes(seed):
+    for index, scene in _scenes(seed, "test", world, held_out):
         if len(items) == count:
             break
         rng = np.random.default_rng([seed, index, 7])
@@ -196,16 +260,25 @@ def word_order(count: int = 300, seed: int = 0) -> list[dict]:
         wrong = order_perturbations(caption, rng)
         if wrong is None:
             continue
-        ref = {"synthetic": {"seed": seed, "split": "test", "index": index}}
+        ref = _ref(seed, index, world, held_out)
         items.append(
             {"id": f"order-{index}", "subset": "order", "image": ref, "captions": [caption, *wrong], "answer": 0}
         )
     return items
 
 
-def winoground_synthetic(count: int = 200, seed: int = 0, canvas: int = 96) -> list[dict]:
+def winoground_synthetic(
+    count: int = 200, seed: int = 0, canvas: int = 96, world: str = DEFAULT_WORLD, held_out: bool = False
+) -> list[dict]:
     """Pairs of images that differ only by who is where, or by which way the arrow between
-    the same two objects points, with the two captions that say so."""
+    the same two objects points, with the two captions that say so. World v3: the two
+    objects alone, on the axis, subsets by predicate; world v4:
+    evaluate.suites_v4.crowded_winoground, 2 to 5 objects, subsets by object count."""
+    check_world(world, held_out)
+    if world != DEFAULT_WORLD:
+        from evaluate.suites_v4 import crowded_winoground
+
+        return crowded_winoground(count, seed, canvas, held_out)
     rng = np.random.default_rng([seed, 99])
     items = []
     while len(items) < count:
@@ -244,13 +317,25 @@ def winoground_synthetic(count: int = 200, seed: int = 0, canvas: int = 96) -> l
     return items
 
 
-def synthetic_suite(name: str, count: int | None = None, seed: int = 0) -> list[dict]:
+def synthetic_suite(
+    name: str, count: int | None = None, seed: int = 0, world: str = DEFAULT_WORLD, held_out: bool = False
+) -> list[dict]:
+    """A synthetic suite by name, drawn in a world version (the heldout-* suites in world v4 only)."""
+    from evaluate.suites_v4 import heldout_relation_swap, heldout_winoground
+
     makers = {
         "relation-swap": relation_swap,
         "attribute-swap": attribute_swap,
         "word-order": word_order,
         "winoground-synthetic": winoground_synthetic,
+        "heldout-relation-swap": heldout_relation_swap,
+        "heldout-winoground": heldout_winoground,
     }
     if name not in makers:
         raise ValueError(f"unknown suite {name!r}; synthetic suites: {', '.join(SYNTHETIC_SUITES)}, or a .jsonl file")
-    return makers[name](count, seed) if count else makers[name](seed=seed)
+    if name.startswith("heldout-"):
+        if world == DEFAULT_WORLD:
+            raise ValueError(f"suite {name} asks about world v4's held-out combinations: it needs world v4")
+        return makers[name](count, seed) if count else makers[name](seed=seed)
+    options = {"world": world, "held_out": held_out}
+    return makers[name](count, seed, **options) if count else makers[name](seed=seed, **options)

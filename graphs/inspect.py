@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="train", help="synthetic: train/val/test; coco: e.g. val2017")
     parser.add_argument("--index", type=int, default=0, help="which item of the split")
     parser.add_argument("--seed", type=int, default=0, help="the synthetic world's seed")
+    parser.add_argument("--world", choices=("v3", "v4"), default="v3", help="the synthetic world's version")
     parser.add_argument("--coco-root", help="COCO folder (annotations/, val2017/, ...)")
     parser.add_argument("--relations", choices=("geometry", "vg"), default="geometry")
     parser.add_argument("--vg-dir", help="Visual Genome folder for --relations vg")
@@ -170,6 +171,7 @@ def item_from_dataset(args: argparse.Namespace):
         dataset=args.dataset,
         graph_type=args.graph_type,
         seed=args.seed,
+        world=args.world if args.dataset == "synthetic" else "v3",
         coco_root=args.coco_root,
         split=args.split,
         val_split=args.split,
@@ -193,7 +195,7 @@ def item_from_dataset(args: argparse.Namespace):
     if args.twin and args.dataset != "synthetic":
         raise ValueError("--twin shows the synthetic world's hard-negative images (--dataset synthetic)")
     builder = (
-        SyntheticTwinBuilder(split, args.index + 1, args.seed, graph_type=args.graph_type)
+        SyntheticTwinBuilder(split, args.index + 1, args.seed, graph_type=args.graph_type, world=args.world)
         if args.twin
         else make_builder(options, split)
     )

@@ -21,7 +21,7 @@ DATA_DEFAULTS = DataOptions()
 # Flags that only one dataset reads (refused elsewhere when they differ from their default).
 COCO_ONLY = ("coco_root", "vg_dir", "karpathy", "relations", "split", "val_split")
 IMAGES_ONLY = ("images", "captions", "val_fraction", "token_source", "tokens_file", "maskrcnn_weights")
-SYNTHETIC_ONLY = ("train_size", "val_size")
+SYNTHETIC_ONLY = ("train_size", "val_size", "world", "held_out_combinations")
 # The edge types a patch graph has; dropping another one would change nothing.
 PATCH_EDGE_TYPES = (NEAR[1], CONTEXT[1])
 # (flag, smallest allowed value, whether the smallest is allowed itself)
@@ -106,6 +106,10 @@ def data_problems(args: argparse.Namespace) -> list[str]:
             ]
     if args.dataset == "synthetic" and given(args, "max_objects"):
         out.append("--max-objects caps COCO annotations and tokens-file masks; the synthetic world reads neither")
+    if args.held_out_combinations and args.world != "v4":
+        out.append(
+            "--held-out-combinations keeps world v4's held-out combinations out of training: it needs --world v4"
+        )
     if args.dataset == "coco" and not args.coco_root:
         out.append("--dataset coco needs --coco-root DIR")
     if args.dataset == "images" and not (args.images and args.captions):
