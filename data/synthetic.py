@@ -210,12 +210,8 @@ def generate_scene(rng: np.random.Generator, canvas: int = 96, noise: float = 6.
         if not inside_canvas(obj, canvas):
             continue
         mask = shape_mask(obj.shape, obj.centre, SIZES[obj.size] * canvas / 96, canvas)
-        halo = _dilate(mask, 1)
-        if host_mask is None:
-            if (halo & occupied).any():
-                continue
-        elif (halo & ~host_mask).any() or any((m & host_mask).any() for _, m in placed if m is not host_mask):
-            continue  # must sit wholly inside an empty host, with a rim of host around it
+        if not placement_fits(mask, host_mask, occupied, placed):
+            continue
         occupied |= mask
         placed.append((obj, mask))
     if len(placed) < 2:
@@ -353,6 +349,17 @@ def outline(obj: SceneObject, canvas: int) -> np.ndarray:
     cos, sin = np.cos(np.deg2rad(obj.angle)), np.sin(np.deg2rad(obj.angle))
     turned = np.stack([cos * points[:, 0] - sin * points[:, 1], sin * points[:, 0] + cos * points[:, 1]], 1)
     return turned + np.asarray(obj.centre)
+
+
+def placement_fits(
+    mask: np.ndarray, host_mask: np.ndarray | None, occupied: np.ndarray, placed: list[tuple[object, np.ndarray]]
+) -> bool:
+    """Whether a new object's mask can go where it is: clear of every other object by a pixel,
+    or, placed inside a host (`host_mask`), wholly inside an empty host with a rim of host around it."""
+    halo = _dilate(mask, 1)
+    if host_mask is None:
+        return not (halo & occupied).any()
+    return not ((halo & ~host_mask).any() or any((m & host_mask).any() for _, m in placed if m is not host_mask))
 
 
 def inside_canvas(obj: SceneObject, canvas: int) -> bool:

@@ -40,10 +40,10 @@ from data.synthetic import (
     Scene,
     SceneObject,
     Style,
-    _dilate,
     arrow_mask,
     inside_canvas,
     outline,
+    placement_fits,
     render_scene,
 )
 from graphs.relations import box_inside, geometric_triplets, mask_intersections, masks_to_boxes
@@ -182,12 +182,8 @@ def _place_objects(rng: np.random.Generator, canvas: int, held_out: bool) -> lis
         if not inside_canvas(obj, canvas):
             continue
         mask = obj.mask(canvas)
-        halo = _dilate(mask, 1)
-        if host_mask is None:
-            if (halo & occupied).any():
-                continue
-        elif (halo & ~host_mask).any() or any((m & host_mask).any() for _, m in placed if m is not host_mask):
-            continue  # must sit wholly inside an empty host, with a rim of host around it
+        if not placement_fits(mask, host_mask, occupied, placed):
+            continue
         masks = np.stack([m for _, m in placed] + [mask])
         if not geometry_agrees(masks):
             continue
