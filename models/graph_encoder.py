@@ -29,8 +29,8 @@ from graphs.schema import (
 from models.attention import Block, MonotoneRankBias
 from models.token_norm import make_token_norm
 
-# Padded token counts are multiples of this (SDPA's fused kernels like them, and the
-# compiler sees few sizes).
+# Padded token counts on a GPU are multiples of this (SDPA's fused kernels like them);
+# on the CPU a padded token is only extra work, and the longest graph sets the size.
 PAD_MULTIPLE = 8
 # How tokens become one embedding: a learned attention query, a masked mean, or
 # a learned CLS token prepended to every graph (the seed paper's readout).
@@ -216,6 +216,7 @@ class GraphEncoder(nn.Module):
         self.cls_token = nn.Parameter(torch.randn(config.width) * 0.02) if config.pool == "cls" else None
         self.head = nn.Linear(config.width, config.embed_dim)
         self.pad_power_of_two = False
+        self.pad_multiple: int | None = None  # None: PAD_MULTIPLE on CUDA, 1 elsewhere
         self.compiled_blocks = None
 
     def _typed_tokens(
@@ -286,7 +287,8 @@ class GraphEncoder(nn.Module):
         # A scatter, not bincount: CUDA's bincount reads the largest id back to size its output.
         counts = graph.new_zeros(num_graphs).scatter_add_(0, graph, torch.ones_like(graph))
         extra = 1 if self.cls_token is not None else 0
-        num_tokens = self.padded_tokens(self.longest_graph(batch, counts) + extra) - extra
+        multiple = self.pad_multiple or (PAD_MULTIPLE if x.device.type == "cuda" else 1)
+        num_tokens = self.padded_tokens(self.longest_graph(batch, counts) + extra, multiple) - extra
         starts = counts.cumsum(0) - counts
         sorted_graph = graph[order]
         position = torch.arange(len(order), device=x.device) - starts[sorted_graph]
@@ -341,12 +343,14 @@ class GraphEncoder(nn.Module):
         self.pad_power_of_two = True
         self.compiled_blocks = torch.compile(self.run_blocks, **options)
 
-    def padded_tokens(self, tokens: int) -> int:
-        """The padded token count of a batch whose longest graph has `tokens` tokens."""
+    def padded_tokens(self, tokens: int, multiple: int = PAD_MULTIPLE) -> int:
+        """The padded token count of a batch whose longest graph has `tokens` tokens: the next
+        multiple of `multiple`, or once compiled the next power of two from `PAD_MULTIPLE`."""
         if tokens == 0:
             return 0
-        size = -(-tokens // PAD_MULTIPLE) * PAD_MULTIPLE
-        return max(PAD_MULTIPLE, 1 << (tokens - 1).bit_length()) if self.pad_power_of_two else size
+        if self.pad_power_of_two:
+            return max(PAD_MULTIPLE, 1 << (tokens - 1).bit_length())
+        return -(-tokens // multiple) * multiple
 
     @staticmethod
     def longest_graph(batch: Data | HeteroData, counts: Tensor) -> int:
