@@ -145,11 +145,13 @@ def pair_strengths(
 
 
 def bucketed(dense: Tensor, slots: Tensor, key_padding: Tensor, shared_bias: Tensor | None) -> tuple:
-    """Mark the batch dimension of the blocks' inputs dynamic and N static for the compiler."""
+    """Mark the batch dimension of the blocks' inputs dynamic and every other one (N among
+    them) static for the compiler: one compilation per token bucket, whatever B."""
     for tensor in (dense, slots, key_padding, shared_bias):
         if tensor is not None:
             torch._dynamo.maybe_mark_dynamic(tensor, 0)
-            torch._dynamo.mark_static(tensor, -1)
+            for dim in range(1, tensor.dim()):
+                torch._dynamo.mark_static(tensor, dim)
     return dense, slots, key_padding, shared_bias
 
 

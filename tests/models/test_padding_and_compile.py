@@ -98,3 +98,21 @@ def test_compiled_training_reaches_the_eager_loss(dataset):
     assert got == pytest.approx(expected, rel=1e-4)
     assert expected[1] < expected[0]
     torch._dynamo.reset()
+
+
+def test_compiled_blocks_compile_once_per_token_bucket_whatever_the_batch_size(dataset):
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    model = encoder(dataset)
+    model.compile_blocks(backend="eager")  # dynamo's graph capture alone: guards and recompilations as with inductor
+    before = counters["frames"]["ok"]
+    buckets = set()
+    for batch_size in (7, 5, 3, 8):
+        for batch in GraphLoader(dataset, batch_size):
+            if batch.num_graphs > 1:  # B = 1 is specialised by the compiler (one more compilation)
+                model(batch)
+                buckets.add(model.padded_tokens(batch.max_tokens))
+    assert len(buckets) >= 2
+    assert counters["frames"]["ok"] - before == len(buckets)
+    torch._dynamo.reset()
