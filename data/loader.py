@@ -23,7 +23,7 @@ import torch
 from torch_geometric.data import Batch, HeteroData
 
 from data.datasets import GraphDataset, batch_transform
-from data.store import GraphStore
+from data.store import GraphStore, host_to_device
 from graphs.schema import DEFAULT_EDGE_SCHEMA
 
 
@@ -224,7 +224,7 @@ class GraphLoader:
         with_tokens = self.caption_tokens is not None and draws is not None
         if with_tokens:
             tokens, pointer = self.caption_tokens
-            device_draws = draws.to(pointer.device, non_blocking=True)
+            device_draws = host_to_device(draws, pointer.device)
         for k in range(start, len(self)):
             host = self.rank_share(host_order, k)
             batch = store.collate(host)
@@ -233,7 +233,7 @@ class GraphLoader:
                 batch = self.drop(batch)
                 batch.max_tokens = longest
             if with_tokens:
-                index = torch.from_numpy(host).to(pointer.device, non_blocking=True)
+                index = host_to_device(host, pointer.device)
                 counts = pointer[index + 1] - pointer[index]
                 choice = (device_draws[index] * counts).long()
                 batch.text_tokens = tokens[pointer[index] + choice]

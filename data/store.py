@@ -48,6 +48,15 @@ def _gather_rows(ptr: Tensor, index: Tensor, total: int | None = None) -> tuple[
     return starts.repeat_interleave(counts, output_size=total) + within, counts
 
 
+def host_to_device(host: np.ndarray | Tensor, device: torch.device) -> Tensor:
+    """A host array on `device` without waiting: pinned first on CUDA (a copy from pageable
+    memory may wait for the stream), then copied asynchronously."""
+    tensor = torch.as_tensor(host)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
 class GraphStore:
     """Flat storage of schema graphs with their captions.
 
@@ -201,7 +210,7 @@ class GraphStore:
         """`collate` for a device-resident store: sizes from the host counts, no per-graph Python work."""
         device = self.node_ptr[NODE_TYPES[0]].device
         host = np.asarray(indices, dtype=np.int64)
-        index = torch.from_numpy(host).to(device, non_blocking=True)
+        index = host_to_device(host, device)
         num_graphs = len(host)
         mapping: dict = {}
         node_offsets = {}

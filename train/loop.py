@@ -106,16 +106,16 @@ def train_epoch(
         total=len(loader), initial=start, desc=description, disable=not progress, leave=False, dynamic_ncols=True
     )
     for done, batch in enumerate(loader.iterate(start), start + 1):
-        if not objectives.contrastive:
-            tokens = None
-        elif "text_tokens" in batch:  # tokenized by the loader (or resident with the graphs)
-            tokens = batch.text_tokens
-        else:
-            tokens = core.text_encoder.tokenize(batch.texts + list(getattr(batch, "negative_texts", [])))
         twins = batch.twins.to(device, non_blocking=True) if "twins" in batch else None
         blocked = batch.blocked.to(device, non_blocking=True) if "blocked" in batch else None
         batch = batch.to(device, non_blocking=True)
-        tokens = tokens.to(device, non_blocking=True) if tokens is not None else None
+        if not objectives.contrastive:
+            tokens = None
+        elif "text_tokens" in batch:  # tokenized by the loader (or resident with the graphs), moved with it
+            tokens = batch.text_tokens
+        else:
+            texts = batch.texts + list(getattr(batch, "negative_texts", []))
+            tokens = core.text_encoder.tokenize(texts).to(device, non_blocking=True)
         hidden, targets = objectives.hide(batch)
         data_wait += time.perf_counter() - last
         with autocast_for(device, precision):
