@@ -164,8 +164,9 @@ def whole_step(store: GraphStore, args: argparse.Namespace, compile_model: bool,
                 log_every=len(loader),
             )
         except RuntimeError as error:  # the sync debugger names the operation that synchronised
-            if device.type == "cuda":
-                torch.cuda.set_sync_debug_mode(0)
+            if not check or device.type != "cuda":
+                raise
+            torch.cuda.set_sync_debug_mode(0)
             sync_error = str(error).splitlines()[0]
             return {}
 
