@@ -5,17 +5,25 @@ indexing (`GraphStore.collate`); homogeneous graphs go through PyG's collate.
 The order of an epoch and the caption drawn for each graph are functions of
 (seed, epoch) alone, so a resumed run and a run split over several processes
 see exactly the batches a single uninterrupted process would.
+
+Host batches are planned in the main process (`EpochPlans`, which graphs and
+which caption draws make batch k) and made by `GraphLoader.make_batch`:
+collated from the store, captions, hard negatives and twins' captions
+tokenized. With `workers > 0` a `torch.utils.data.DataLoader` runs
+`make_batch` in worker processes (the plans are its `batch_sampler`); with 0
+it runs in-process. Either way a plan makes the same batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch_geometric.data import Batch, HeteroData
 
 from data.datasets import GraphDataset, batch_transform
-from data.store import GraphStore
+from data.store import GraphStore, host_to_device
 from graphs.schema import DEFAULT_EDGE_SCHEMA
 
 
@@ -79,6 +87,10 @@ class GraphLoader:
         twins: hard-negative images; each batch then carries `twins` (the
             twins of its graphs that have one), their captions after its own in
             `texts`, and `blocked` (see `blocked_pairs`).
+        tokenize: texts -> token ids; each host batch then also carries
+            `text_tokens`, its `texts` and then its `negative_texts` tokenized.
+        workers: processes making host batches (0: the main process).
+        pin_memory: page-locked host batches, for asynchronous copies to a GPU.
     """
 
     def __init__(
@@ -93,9 +105,14 @@ class GraphLoader:
         pick_caption: bool = False,
         caption_tokens: tuple[torch.Tensor, torch.Tensor] | None = None,
         twins: Twins | None = None,
+        tokenize: Callable[[list[str]], torch.Tensor] | None = None,
+        workers: int = 0,
+        pin_memory: bool = False,
     ) -> None:
         if twins is not None and (caption_tokens is not None or not pick_caption):
             raise ValueError("twins need captions picked on the host (no caption_tokens)")
+        if workers and caption_tokens is not None:
+            raise ValueError("a device-resident store makes its batches on the device: no loader workers")
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
         self.rank, self.world_size, self.pick_caption = rank, world_size, pick_caption
@@ -104,6 +121,10 @@ class GraphLoader:
         self.epoch = 0
         self.caption_tokens = caption_tokens  # (tokens, pointer) of a device-resident store
         self.twins = twins
+        self.tokenize = tokenize
+        self.workers, self.pin_memory = workers, pin_memory
+        self.plans = EpochPlans(self)
+        self._workers_loader: torch.utils.data.DataLoader | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -116,38 +137,106 @@ class GraphLoader:
         full, rest = divmod(len(self.dataset), self.global_batch_size)
         return full if self.drop_last or rest == 0 else full + 1
 
-    def batch(self, indices: torch.Tensor) -> HeteroData:
+    def batch(self, indices: torch.Tensor | list[int]) -> HeteroData:
         if self.dataset.graph_type == "homo":
-            return Batch.from_data_list([self.dataset[k] for k in indices.tolist()])
+            graphs = [self.dataset[k] for k in torch.as_tensor(indices).tolist()]
+            batch = Batch.from_data_list(graphs)
+            batch.max_tokens = max((graph.num_nodes for graph in graphs), default=0)
+            return batch
         batch = self.dataset.store.collate(indices)
-        return self.drop(batch) if self.drop is not None else batch
+        if self.drop is None:
+            return batch
+        longest = batch.max_tokens
+        batch = self.drop(batch)
+        batch.max_tokens = longest  # dropping edges keeps every token
+        return batch
 
-    def iterate(self, start: int = 0):
+    def iterate(self, start: int = 0) -> Iterator[HeteroData]:
         """Batches of this epoch from the `start`-th on (to resume inside an epoch)."""
+        store = getattr(self.dataset, "store", None)
+        on_device = store is not None and store.host_counts is not None
+        if self.caption_tokens is not None or (on_device and not self.pick_caption):
+            yield from self.iterate_on_device(start)
+            return
+        self.plans.start = start
+        if not self.workers:
+            for plan in self.plans:
+                yield self.make_batch(plan)
+            return
+        yield from self.workers_loader()
+
+    def workers_loader(self) -> torch.utils.data.DataLoader:
+        """The DataLoader of `workers` persistent processes running `make_batch` on the plans."""
+        if self._workers_loader is None:
+            self._workers_loader = torch.utils.data.DataLoader(
+                PlanDataset(),
+                batch_sampler=self.plans,
+                collate_fn=self.make_batch,
+                num_workers=self.workers,
+                pin_memory=self.pin_memory,
+                persistent_workers=True,
+                # its own generator: a DataLoader otherwise draws worker seeds from the global RNG,
+                # which would make training depend on the number of workers
+                generator=torch.Generator().manual_seed(self.seed),
+            )
+        return self._workers_loader
+
+    def make_batch(self, plan: BatchPlan) -> HeteroData:
+        """The host batch a plan describes: graphs collated, a caption per graph, hard negatives,
+        twins, and (with `tokenize`) every text tokenized."""
+        batch = self.batch(plan.indices)
+        if plan.draws is not None:
+            draws = torch.tensor(plan.draws, dtype=torch.float32)  # the float32 draws, exactly
+            captions, negatives = self.dataset.store.captions, self.dataset.store.negatives
+            chosen = [(i, int(draw * len(captions[i]))) for i, draw in zip(plan.indices, draws, strict=True)]
+            batch.texts = [captions[i][k] for i, k in chosen]
+            if negatives is not None:  # the hard negatives of each chosen caption
+                batch.negative_texts = [text for i, k in chosen for text in negatives[i][k]]
+            if self.twins is not None:
+                self.add_twins(batch, torch.tensor(plan.indices, dtype=torch.long))
+            if self.tokenize is not None:
+                batch.text_tokens = self.tokenize(batch.texts + list(getattr(batch, "negative_texts", [])))
+        return batch
+
+    def epoch_order(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This epoch's order of the graphs and each graph's caption draw (or None)."""
         n = len(self.dataset)
         order = (
             torch.randperm(n, generator=epoch_generator(self.seed, self.epoch, 0)) if self.shuffle else torch.arange(n)
         )
         draws = torch.rand(n, generator=epoch_generator(self.seed, self.epoch, 1)) if self.pick_caption else None
+        return order, draws
+
+    def rank_share(self, order, k: int):
+        """This process's graphs of batch k (a slice of `order`, tensor or array)."""
+        chunk = order[k * self.global_batch_size : (k + 1) * self.global_batch_size]
+        per_rank = -(-len(chunk) // self.world_size)
+        return chunk[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+    def iterate_on_device(self, start: int) -> Iterator[HeteroData]:
+        """Batches from a device-resident store, assembled on the device.
+
+        Every size is taken from host arrays (the epoch's order as numpy, the
+        store's host counts), so nothing here waits for the device."""
+        order, draws = self.epoch_order()
+        host_order = order.numpy()
+        store = self.dataset.store
+        with_tokens = self.caption_tokens is not None and draws is not None
+        if with_tokens:
+            tokens, pointer = self.caption_tokens
+            device_draws = host_to_device(draws, pointer.device)
         for k in range(start, len(self)):
-            chunk = order[k * self.global_batch_size : (k + 1) * self.global_batch_size]
-            per_rank = -(-len(chunk) // self.world_size)
-            indices = chunk[self.rank * per_rank : (self.rank + 1) * per_rank]
-            batch = self.batch(indices)
-            if draws is not None and self.caption_tokens is not None:
-                tokens, pointer = self.caption_tokens
-                index = indices.to(pointer.device)
+            host = self.rank_share(host_order, k)
+            batch = store.collate(host)
+            if self.drop is not None:
+                longest = batch.max_tokens
+                batch = self.drop(batch)
+                batch.max_tokens = longest
+            if with_tokens:
+                index = host_to_device(host, pointer.device)
                 counts = pointer[index + 1] - pointer[index]
-                choice = (draws.to(pointer.device)[index] * counts).long()
+                choice = (device_draws[index] * counts).long()
                 batch.text_tokens = tokens[pointer[index] + choice]
-            elif draws is not None:
-                captions, negatives = self.dataset.store.captions, self.dataset.store.negatives
-                chosen = [(i, int(draws[i] * len(captions[i]))) for i in indices.tolist()]
-                batch.texts = [captions[i][k] for i, k in chosen]
-                if negatives is not None:  # the hard negatives of each chosen caption
-                    batch.negative_texts = [text for i, k in chosen for text in negatives[i][k]]
-                if self.twins is not None:
-                    self.add_twins(batch, indices)
             yield batch
 
     def add_twins(self, batch: HeteroData, indices: torch.Tensor) -> None:
@@ -156,10 +245,14 @@ class GraphLoader:
         rows = rows[rows >= 0].tolist()
         store = self.twins.store
         if self.dataset.graph_type == "homo":
-            batch.twins = Batch.from_data_list([self.dataset.transform(store[r]) for r in rows])
+            graphs = [self.dataset.transform(store[r]) for r in rows]
+            batch.twins = Batch.from_data_list(graphs)
+            batch.twins.max_tokens = max((graph.num_nodes for graph in graphs), default=0)
         else:
             twins = store.collate(rows)
+            longest = twins.max_tokens
             batch.twins = self.drop(twins) if self.drop is not None else twins
+            batch.twins.max_tokens = longest
         texts = batch.texts
         batch.texts = texts + [store.captions[r][0] for r in rows]
         count = len(getattr(batch, "negative_texts", []))
@@ -167,3 +260,43 @@ class GraphLoader:
 
     def __iter__(self):
         return self.iterate()
+
+
+@dataclass
+class BatchPlan:
+    """Batch k of an epoch: its graphs (this process's share) and their caption draws.
+    Plain lists: plans travel to loader workers by pickling."""
+
+    position: int
+    indices: list[int]
+    draws: list[float] | None
+
+
+class EpochPlans(torch.utils.data.Sampler):
+    """The plans of a loader's current epoch from batch `start` on: the `batch_sampler` of
+    its DataLoader, read in the main process when an iteration begins."""
+
+    def __init__(self, loader: GraphLoader) -> None:
+        self.loader, self.start = loader, 0
+
+    def __len__(self) -> int:
+        return len(self.loader) - self.start
+
+    def __iter__(self) -> Iterator[BatchPlan]:
+        order, draws = self.loader.epoch_order()
+        for k in range(self.start, len(self.loader)):
+            indices = self.loader.rank_share(order, k)
+            yield BatchPlan(k, indices.tolist(), draws[indices].tolist() if draws is not None else None)
+
+
+class PlanDataset(torch.utils.data.Dataset):
+    """A DataLoader's dataset that hands each plan on as it is: `make_batch` does the work."""
+
+    def __getitems__(self, plan: BatchPlan) -> BatchPlan:
+        return plan
+
+    def __getitem__(self, index: int):
+        raise TypeError("a PlanDataset is read by plans (a batch_sampler), not by index")
+
+    def __len__(self) -> int:
+        return 0

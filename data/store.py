@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
@@ -35,12 +36,25 @@ def _pointer(counts: Sequence[int]) -> Tensor:
     return torch.tensor([0, *counts], dtype=torch.long).cumsum(0)
 
 
-def _gather_rows(ptr: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
-    """Row ids of the graphs `index` in a flat tensor with pointer `ptr`, and their counts."""
+def _gather_rows(ptr: Tensor, index: Tensor, total: int | None = None) -> tuple[Tensor, Tensor]:
+    """Row ids of the graphs `index` in a flat tensor with pointer `ptr`, and their counts.
+
+    `total`, the number of rows (known on the host), spares a device store the
+    read of `counts.sum()`: with it nothing here waits for the device."""
     starts, counts = ptr[index], ptr[index + 1] - ptr[index]
     offsets = counts.cumsum(0) - counts
-    within = torch.arange(int(counts.sum()), device=ptr.device) - offsets.repeat_interleave(counts)
-    return starts.repeat_interleave(counts) + within, counts
+    total = int(counts.sum()) if total is None else total
+    within = torch.arange(total, device=ptr.device) - offsets.repeat_interleave(counts, output_size=total)
+    return starts.repeat_interleave(counts, output_size=total) + within, counts
+
+
+def host_to_device(host: np.ndarray | Tensor, device: torch.device) -> Tensor:
+    """A host array on `device` without waiting: pinned first on CUDA (a copy from pageable
+    memory may wait for the stream), then copied asynchronously."""
+    tensor = torch.as_tensor(host)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 class GraphStore:
@@ -77,6 +91,8 @@ class GraphStore:
         self.negatives = negatives
         self._bounds: dict[str, list[int]] | None = None
         self.on_device = False
+        # Per-graph row counts of every pointer, on the host (numpy), for a device-resident store.
+        self.host_counts: dict[str, np.ndarray] | None = None
 
     @classmethod
     def from_graphs(
@@ -158,33 +174,82 @@ class GraphStore:
     def collate(self, indices: Sequence[int] | Tensor) -> HeteroData:
         """The batch of graphs `indices`, as PyG's `Batch.from_data_list` would make it
         (node rows concatenated, a `batch` vector per node type, edge indices
-        offset per graph), built by indexing the flat tensors: no per-graph work."""
+        offset per graph), built by indexing the flat tensors: no per-graph work.
+
+        The batch also carries `max_tokens`, a host int: the most tokens (nodes
+        of all types) of one of its graphs, which sizes the encoder's padding
+        without reading a device tensor. A device-resident store (`to`) takes
+        its counts from host copies, so that assembling a batch never waits
+        for the device.
+        """
+        if self.host_counts is not None:
+            return self._collate_on_device(indices)
         device = self.node_ptr[NODE_TYPES[0]].device
         index = torch.as_tensor(indices, dtype=torch.long).to(device)
         num_graphs = len(index)
         mapping: dict = {}
         node_offsets = {}
+        tokens = torch.zeros(num_graphs, dtype=torch.long)
         for node_type in NODE_TYPES:
             rows, counts = _gather_rows(self.node_ptr[node_type], index)
-            mapping[node_type] = {
-                attr: self.nodes[_node_key(node_type, attr)][rows]
-                for attr in (key.split("/")[1] for key in self.nodes if key.startswith(node_type + "/"))
-            }
-            mapping[node_type]["batch"] = torch.arange(num_graphs, device=device).repeat_interleave(counts)
-            mapping[node_type]["ptr"] = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+            tokens += counts
+            mapping[node_type] = self._node_batch(node_type, rows, counts, num_graphs, None)
             node_offsets[node_type] = mapping[node_type]["ptr"][:-1]
         for edge_type in EDGE_TYPES:
             key = _edge_key(edge_type)
             columns, counts = _gather_rows(self.edge_ptr[key], index)
-            shift = torch.stack([node_offsets[edge_type[0]], node_offsets[edge_type[2]]])  # [2, B]
-            edge_index = self.edges[key][:, columns] + shift.repeat_interleave(counts, dim=1)
-            mapping[edge_type] = {"edge_index": edge_index}
+            mapping[edge_type] = {"edge_index": self._edge_index(edge_type, columns, counts, node_offsets, None)}
         batch = HeteroData.from_dict(mapping)
-        if not self.on_device:  # a device-resident store does no per-graph Python work
-            batch.captions = [self.captions[k] for k in index.tolist()]
-            batch.name = [self.names[k] for k in index.tolist()]
+        batch.captions = [self.captions[k] for k in index.tolist()]
+        batch.name = [self.names[k] for k in index.tolist()]
         batch.num_graphs = num_graphs
+        batch.max_tokens = int(tokens.max()) if num_graphs else 0
         return batch
+
+    def _collate_on_device(self, indices: Sequence[int] | Tensor | np.ndarray) -> HeteroData:
+        """`collate` for a device-resident store: sizes from the host counts, no per-graph Python work."""
+        device = self.node_ptr[NODE_TYPES[0]].device
+        host = np.asarray(indices, dtype=np.int64)
+        index = host_to_device(host, device)
+        num_graphs = len(host)
+        mapping: dict = {}
+        node_offsets = {}
+        tokens = np.zeros(num_graphs, dtype=np.int64)
+        for node_type in NODE_TYPES:
+            host_counts = self.host_counts[node_type][host]
+            tokens += host_counts
+            total = int(host_counts.sum())
+            rows, counts = _gather_rows(self.node_ptr[node_type], index, total)
+            mapping[node_type] = self._node_batch(node_type, rows, counts, num_graphs, total)
+            node_offsets[node_type] = mapping[node_type]["ptr"][:-1]
+        for edge_type in EDGE_TYPES:
+            key = _edge_key(edge_type)
+            total = int(self.host_counts[key][host].sum())
+            columns, counts = _gather_rows(self.edge_ptr[key], index, total)
+            mapping[edge_type] = {"edge_index": self._edge_index(edge_type, columns, counts, node_offsets, total)}
+        batch = HeteroData.from_dict(mapping)
+        batch.num_graphs = num_graphs
+        batch.max_tokens = int(tokens.max()) if num_graphs else 0
+        return batch
+
+    def _node_batch(self, node_type: str, rows: Tensor, counts: Tensor, num_graphs: int, total: int | None) -> dict:
+        out = {
+            attr: self.nodes[_node_key(node_type, attr)][rows]
+            for attr in (key.split("/")[1] for key in self.nodes if key.startswith(node_type + "/"))
+        }
+        graphs = torch.arange(num_graphs, device=counts.device)
+        out["batch"] = graphs.repeat_interleave(counts, output_size=total)
+        out["ptr"] = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        return out
+
+    def _edge_index(
+        self, edge_type: EdgeType, columns: Tensor, counts: Tensor, node_offsets: dict, total: int | None
+    ) -> Tensor:
+        """The batch's edge indices of a type: graph-local indices shifted by each graph's node offsets."""
+        shift = torch.stack([node_offsets[edge_type[0]], node_offsets[edge_type[2]]])  # [2, B]
+        return self.edges[_edge_key(edge_type)][:, columns] + shift.repeat_interleave(
+            counts, dim=1, output_size=total
+        )
 
     def to(self, device: torch.device | str) -> GraphStore:
         """The same graphs with every tensor on `device` (the GPU-resident token store)."""
@@ -200,6 +265,8 @@ class GraphStore:
             self.negatives,
         )
         store.on_device = True
+        pointers = (*self.node_ptr.items(), *self.edge_ptr.items())
+        store.host_counts = {key: ptr.diff().cpu().numpy() for key, ptr in pointers}
         return store
 
     def caption_tokens(self, tokenize, device: torch.device | str) -> tuple[Tensor, Tensor]:

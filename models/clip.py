@@ -95,6 +95,16 @@ class GraphCLIP(nn.Module):
             ClusterHead(config.graph.width, config.mim_clusters) if graph_side and config.mim_clusters else None
         )
 
+    def compile_dense(self, **options) -> None:
+        """`torch.compile` what a compiler takes well: the graph encoder's transformer blocks
+        (`GraphEncoder.compile_blocks`; its gathers and scatters stay eager), or a pixel
+        model whole, and the text tower. `options` go to `torch.compile`."""
+        if isinstance(self.graph_encoder, GraphEncoder):
+            self.graph_encoder.compile_blocks(**options)
+        else:
+            self.graph_encoder.compile(**options)
+        self.text_encoder.compile(**options)
+
     def encode_graph(self, batch: Data | HeteroData) -> Tensor:
         return F.normalize(self.graph_encoder(batch), dim=-1)
 

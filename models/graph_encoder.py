@@ -29,6 +29,9 @@ from graphs.schema import (
 from models.attention import Block, MonotoneRankBias
 from models.token_norm import make_token_norm
 
+# Padded token counts on a GPU are multiples of this (SDPA's fused kernels like them);
+# on the CPU a padded token is only extra work, and the longest graph sets the size.
+PAD_MULTIPLE = 8
 # How tokens become one embedding: a learned attention query, a masked mean, or
 # a learned CLS token prepended to every graph (the seed paper's readout).
 POOLS = ("attention", "mean", "cls")
@@ -120,7 +123,7 @@ def pair_slots(dense_index: Tensor, edges: list[tuple[Tensor, int]], num_graphs:
         flat = torch.cat([base + i * num_tokens + j, base + j * num_tokens + i])
         value = torch.cat([torch.full_like(src, 2 * rank - 1), torch.full_like(src, 2 * rank)])
         slots.scatter_reduce_(0, flat, value, reduce="amin")
-    slots[slots == unset] = 0
+    slots.masked_fill_(slots == unset, 0)  # a fill, not a boolean-indexed write: no wait for the device
     return slots.view(num_graphs, num_tokens, num_tokens)
 
 
@@ -139,6 +142,17 @@ def pair_strengths(
         flat = graph * num_tokens * num_tokens + (src % num_tokens) * num_tokens + dst % num_tokens
         strengths.scatter_reduce_(0, flat, torch.full_like(src, num_ranks + 1 - rank), reduce="amax")
     return strengths.view(num_graphs, num_tokens, num_tokens)
+
+
+def bucketed(dense: Tensor, slots: Tensor, key_padding: Tensor, shared_bias: Tensor | None) -> tuple:
+    """Mark the batch dimension of the blocks' inputs dynamic and every other one (N among
+    them) static for the compiler: one compilation per token bucket, whatever B."""
+    for tensor in (dense, slots, key_padding, shared_bias):
+        if tensor is not None:
+            torch._dynamo.maybe_mark_dynamic(tensor, 0)
+            for dim in range(1, tensor.dim()):
+                torch._dynamo.mark_static(tensor, dim)
+    return dense, slots, key_padding, shared_bias
 
 
 class GraphEncoder(nn.Module):
@@ -203,6 +217,9 @@ class GraphEncoder(nn.Module):
         self.pool = AttentionPool(config.width, config.heads) if config.pool == "attention" else None
         self.cls_token = nn.Parameter(torch.randn(config.width) * 0.02) if config.pool == "cls" else None
         self.head = nn.Linear(config.width, config.embed_dim)
+        self.pad_power_of_two = False
+        self.pad_multiple: int | None = None  # None: PAD_MULTIPLE on CUDA, 1 elsewhere
+        self.compiled_blocks = None
 
     def _typed_tokens(
         self, batch: Data | HeteroData, hidden: Tensor | None = None
@@ -219,13 +236,14 @@ class GraphEncoder(nn.Module):
                     f"got graphs with edge types {[et[1] for et in batch.edge_types]}"
                 )
             stores = [batch[t] for t in NODE_TYPES]
-            starts = torch.tensor([0] + [s.num_nodes for s in stores[:-1]]).cumsum(0).tolist()
+            starts = [0]
+            for store in stores[:-1]:
+                starts.append(starts[-1] + store.num_nodes)
             offsets = dict(zip(NODE_TYPES, starts, strict=True))
             ranks = strength_order(self.config.edge_schema)
-            edges = [
+            edges = [  # host ints added on the device: no copy, no wait
                 (
-                    batch[et].edge_index
-                    + torch.tensor([[offsets[et[0]]], [offsets[et[2]]]], device=batch[et].edge_index.device),
+                    torch.stack([batch[et].edge_index[0] + offsets[et[0]], batch[et].edge_index[1] + offsets[et[2]]]),
                     ranks[et],
                 )
                 for et in self.edge_types
@@ -268,8 +286,11 @@ class GraphEncoder(nn.Module):
         graph = torch.cat(graph_ids)  # [M]
         num_graphs = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
         order = torch.sort(graph, stable=True).indices  # tokens grouped by graph, schema order inside
-        counts = torch.bincount(graph, minlength=num_graphs)
-        num_tokens = int(counts.max())
+        # A scatter, not bincount: CUDA's bincount reads the largest id back to size its output.
+        counts = graph.new_zeros(num_graphs).scatter_add_(0, graph, torch.ones_like(graph))
+        extra = 1 if self.cls_token is not None else 0
+        multiple = self.pad_multiple or (PAD_MULTIPLE if x.device.type == "cuda" else 1)
+        num_tokens = self.padded_tokens(self.longest_graph(batch, counts) + extra, multiple) - extra
         starts = counts.cumsum(0) - counts
         sorted_graph = graph[order]
         position = torch.arange(len(order), device=x.device) - starts[sorted_graph]
@@ -301,9 +322,46 @@ class GraphEncoder(nn.Module):
             strengths = None if strengths is None else torch.nn.functional.pad(strengths, (1, 0, 1, 0))
             dense_index = dense_index + dense_index // num_tokens + 1
         shared_bias = self.rank_bias(strengths) if self.rank_bias is not None else None
+        if self.compiled_blocks is not None:
+            dense = self.compiled_blocks(*bucketed(dense, slots, key_padding, shared_bias))
+        else:
+            dense = self.run_blocks(dense, slots, key_padding, shared_bias)
+        return self.norm(dense), valid, dense_index
+
+    def run_blocks(self, dense: Tensor, slots: Tensor, key_padding: Tensor, shared_bias: Tensor | None) -> Tensor:
+        """The transformer blocks on the padded tokens [B, N, C]: dense work only, what `compile_blocks` compiles."""
         for block in self.blocks:
             dense = block(dense, slots, key_padding, shared_bias)
-        return self.norm(dense), valid, dense_index
+        return dense
+
+    def compile_blocks(self, **options) -> None:
+        """`torch.compile` the blocks (not the gathers and scatters around them).
+
+        N is padded to a power of two (at least `PAD_MULTIPLE`) from then on,
+        and kept static while B may vary: one compilation per size bucket
+        rather than one per batch. `options` go to `torch.compile` (e.g.
+        ``backend="aot_eager"``).
+        """
+        self.pad_power_of_two = True
+        self.compiled_blocks = torch.compile(self.run_blocks, **options)
+
+    def padded_tokens(self, tokens: int, multiple: int = PAD_MULTIPLE) -> int:
+        """The padded token count of a batch whose longest graph has `tokens` tokens: the next
+        multiple of `multiple`, or once compiled the next power of two from `PAD_MULTIPLE`."""
+        if tokens == 0:
+            return 0
+        if self.pad_power_of_two:
+            return max(PAD_MULTIPLE, 1 << (tokens - 1).bit_length())
+        return -(-tokens // multiple) * multiple
+
+    @staticmethod
+    def longest_graph(batch: Data | HeteroData, counts: Tensor) -> int:
+        """The most tokens of one graph of the batch: the host int its collation left (`max_tokens`),
+        or, for a batch made elsewhere, read from the device (one wait)."""
+        longest = getattr(batch, "max_tokens", None)
+        if longest is None:
+            return int(counts.max()) if counts.numel() else 0
+        return int(longest)
 
     def pool_tokens(self, dense: Tensor, valid: Tensor) -> Tensor:
         if self.cls_token is not None:  # the CLS token's output (already layer-normed)

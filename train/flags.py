@@ -44,6 +44,7 @@ LOWER_BOUNDS = (
     ("text_lr_scale", 0, True),
     ("vision_image_size", 1, True),
     ("threads", 1, True),
+    ("log_every", 1, True),
 )
 
 
@@ -198,6 +199,10 @@ def objective_problems(args: argparse.Namespace, world_size: int) -> list[str]:
         out.append(
             "--objective mim leaves the text tower unused, which DistributedDataParallel refuses "
             f"(this run has {world_size} processes): pretrain in one process"
+        )
+    if args.data_on_device and getattr(args, "loader_workers", 0):
+        out.append(
+            "--loader-workers make host batches, and --data-on-device assembles them on the device: choose one"
         )
     if args.data_on_device and args.graph_type == "homo":
         out.append("--data-on-device serves hetero and patch graphs (homo graphs are converted one by one)")

@@ -82,51 +82,49 @@ def train_epoch(
     description: str = "train",
     objectives: Objectives | None = None,
     totals: EpochTotals | None = None,
+    log_every: int = 50,
 ) -> dict[str, float]:
     """Train over `loader` from its `start`-th batch; call `after_step(batches_done)` after each step.
 
     `model` may be wrapped in DistributedDataParallel; its text encoder is
     reached through `.module` then. `totals` holds the sums of the epoch's
-    batches before `start` (a resumed epoch) and is updated before each
-    `after_step`. Returns the epoch's mean loss (and auxiliary losses) over all
-    its batches; samples/s and the share of time spent waiting for data
-    (collation included) of the batches trained in this call.
+    batches before `start` (a resumed epoch); each step's losses join it on the
+    device and are read on the host every `log_every` steps (the progress bar
+    updates then) and whenever `totals.state()` is asked for (a checkpoint):
+    no step waits for the device otherwise. Returns the epoch's mean loss (and
+    auxiliary losses) over all its batches; samples/s and the share of time
+    spent waiting for data (collation included) of the batches trained in
+    this call.
     """
     core = getattr(model, "module", model)
     objectives = objectives or Objectives()
     totals = totals if totals is not None else EpochTotals()
     model.train()
-    samples, data_wait = 0, 0.0
+    samples, data_wait, shown = 0, 0.0, start
     start_time = last = time.perf_counter()
     bar = tqdm(
         total=len(loader), initial=start, desc=description, disable=not progress, leave=False, dynamic_ncols=True
     )
     for done, batch in enumerate(loader.iterate(start), start + 1):
-        if not objectives.contrastive:
-            tokens = None
-        elif "text_tokens" in batch:  # tokenized once, resident with the graphs
-            tokens = batch.text_tokens
-        else:
-            tokens = core.text_encoder.tokenize(batch.texts + list(getattr(batch, "negative_texts", [])))
         twins = batch.twins.to(device, non_blocking=True) if "twins" in batch else None
         blocked = batch.blocked.to(device, non_blocking=True) if "blocked" in batch else None
         batch = batch.to(device, non_blocking=True)
-        tokens = tokens.to(device, non_blocking=True) if tokens is not None else None
+        if not objectives.contrastive:
+            tokens = None
+        elif "text_tokens" in batch:  # tokenized by the loader (or resident with the graphs), moved with it
+            tokens = batch.text_tokens
+        else:
+            texts = batch.texts + list(getattr(batch, "negative_texts", []))
+            tokens = core.text_encoder.tokenize(texts).to(device, non_blocking=True)
         hidden, targets = objectives.hide(batch)
         data_wait += time.perf_counter() - last
         with autocast_for(device, precision):
             out = model(batch, tokens, hidden, targets, twins)
-            if not objectives.contrastive:
-                loss = out.image.new_zeros(())
-            elif len(out.text) > len(out.image) or blocked is not None:  # hard negatives
-                loss = hard_negative_clip_loss(out.image, out.text, out.scale, blocked)
-            else:
-                loss = loss_fn(out.image, out.text, out.scale)
+            loss = contrastive_loss(out, loss_fn, blocked) if objectives.contrastive else out.image.new_zeros(())
             if "tokenprop" in out.aux:
                 loss = loss + objectives.tokenprop_weight * out.aux["tokenprop"]
             if "mim" in out.aux:
                 loss = loss + objectives.mim_weight * out.aux["mim"]
-        aux = {key: value.item() * batch.num_graphs for key, value in out.aux.items()}
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -143,19 +141,23 @@ def train_epoch(
             optimizer.step()
         scheduler.step()
         with torch.no_grad():
-            core.logit_scale.clamp_(0, math.log(100))
-        totals.add(loss.item() * batch.num_graphs, batch.num_graphs, aux)
+            core.logit_scale.clamp_(0, math.log(100))  # in place on the device: no read
+        totals.push(loss, batch.num_graphs, out.aux)
         samples += batch.num_graphs
         last = time.perf_counter()
-        bar.update(1)
-        bar.set_postfix(
-            loss=f"{loss.item():.3f}",
-            samples_s=f"{samples / (last - start_time):.0f}",
-            data=f"{100 * data_wait / (last - start_time):.0f}%",
-        )
+        if done % log_every == 0 or done == len(loader):
+            totals.read()
+            bar.update(done - shown)
+            shown = done
+            bar.set_postfix(
+                loss=f"{totals.last_loss:.3f}",
+                samples_s=f"{samples / (last - start_time):.0f}",
+                data=f"{100 * data_wait / (last - start_time):.0f}%",
+            )
         if after_step is not None:
             after_step(done)
     bar.close()
+    totals.read()
     elapsed = max(time.perf_counter() - start_time, 1e-9)
     stats = {
         "train_loss": totals.loss / max(totals.graphs, 1),
@@ -170,17 +172,67 @@ def train_epoch(
 class EpochTotals:
     """Sums over the batches of an epoch so far: graph-weighted loss, graphs, and the
     graph-weighted auxiliary losses. A mid-epoch checkpoint carries them, so that a
-    resumed epoch reports the means an uninterrupted one would."""
+    resumed epoch reports the means an uninterrupted one would.
+
+    Steps `push` their losses as device tensors; `read` brings the pending ones
+    to the host in one transfer and adds them in step order, each as its float
+    value times its graph count: the same sums, to the bit, as reading every
+    step would give."""
 
     loss: float = 0.0
     graphs: int = 0
     aux: dict[str, float] = field(default_factory=dict)
+    last_loss: float = field(default=float("nan"), repr=False, compare=False)
+    pending: list[tuple[torch.Tensor, int, tuple[str, ...]]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     def add(self, loss: float, graphs: int, aux: dict[str, float]) -> None:
         self.loss += loss
         self.graphs += graphs
         for key, value in aux.items():
             self.aux[key] = self.aux.get(key, 0.0) + value
+
+    def push(self, loss: torch.Tensor, graphs: int, aux: dict[str, torch.Tensor]) -> None:
+        """A step's loss and auxiliary losses, kept on the device until `read`."""
+        # float64 holds fp32, bf16 and fp16 values exactly: the host reads what .item() would give
+        values = torch.stack([value.detach().to(torch.float64) for value in (loss, *aux.values())])
+        self.pending.append((values, graphs, tuple(aux)))
+
+    def read(self) -> None:
+        """Add the pending steps to the sums (one wait for the device)."""
+        if not self.pending:
+            return
+        rows = torch.cat([values for values, _, _ in self.pending]).tolist()
+        position = 0
+        for _, graphs, keys in self.pending:
+            loss, *aux = rows[position : position + 1 + len(keys)]
+            position += 1 + len(keys)
+            self.add(loss * graphs, graphs, {key: value * graphs for key, value in zip(keys, aux, strict=True)})
+            self.last_loss = loss
+        self.pending.clear()
+
+    def state(self) -> dict:
+        """The sums a checkpoint carries (pending steps read first)."""
+        self.read()
+        return {"loss": self.loss, "graphs": self.graphs, "aux": dict(self.aux)}
+
+
+def contrastive_loss(out, loss_fn: nn.Module, blocked: torch.Tensor | None = None) -> torch.Tensor:
+    """The CLIP loss of a step's output (`CLIPOutput`): hard negatives (more texts than images,
+    or blocked pairs) by `hard_negative_clip_loss`, otherwise by `loss_fn` (open_clip's ClipLoss).
+
+    The logits are computed in fp32 with autocast off, on fp32 copies of the
+    normalised embeddings: under bf16 a logit of scale 100 moves in steps of 0.5."""
+    if len(out.text) > len(out.image) or blocked is not None:
+        return hard_negative_clip_loss(out.image, out.text, out.scale, blocked)
+    with full_precision(out.image.device):
+        return loss_fn(out.image.float(), out.text.float(), out.scale.float())
+
+
+def full_precision(device: torch.device):
+    """Autocast off (for the similarity logits)."""
+    return torch.autocast(device.type, enabled=False)
 
 
 def hard_negative_clip_loss(
@@ -191,16 +243,19 @@ def hard_negative_clip_loss(
 
     `image` holds P images, `text` their P captions first, then M hard-negative
     texts; `blocked` [P, P + M] marks pairs that must not count as negatives
-    (a caption that may also hold for a hard-negative image)."""
+    (a caption that may also hold for a hard-negative image). The logits are fp32,
+    with autocast off (see `contrastive_loss`)."""
     count = len(image)
     labels = torch.arange(count, device=image.device)
-    image_to_text = scale * image @ text.T  # [P, P + M]
-    text_to_image = scale * text[:count] @ image.T  # [P, P]
-    if blocked is not None:
-        lowest = torch.finfo(image_to_text.dtype).min
-        image_to_text = image_to_text.masked_fill(blocked, lowest)
-        text_to_image = text_to_image.masked_fill(blocked[:, :count].T, lowest)
-    return (F.cross_entropy(image_to_text, labels) + F.cross_entropy(text_to_image, labels)) / 2
+    with full_precision(image.device):  # fp32 logits, whatever autocast is on outside
+        image, text, scale = image.float(), text.float(), scale.float()
+        image_to_text = scale * image @ text.T  # [P, P + M]
+        text_to_image = scale * text[:count] @ image.T  # [P, P]
+        if blocked is not None:
+            lowest = torch.finfo(image_to_text.dtype).min
+            image_to_text = image_to_text.masked_fill(blocked, lowest)
+            text_to_image = text_to_image.masked_fill(blocked[:, :count].T, lowest)
+        return (F.cross_entropy(image_to_text, labels) + F.cross_entropy(text_to_image, labels)) / 2
 
 
 @dataclass

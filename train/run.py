@@ -16,7 +16,6 @@ import random
 import sys
 import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 
 # PyG scripts a few modules at import; torch 2.14 warns for each. Not ours to fix.
@@ -160,7 +159,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="autocast precision (default: bf16 on CUDA, fp32 on CPU); fp16 adds a grad scaler",
     )
-    run.add_argument("--compile", action="store_true", help="torch.compile the model")
+    run.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the dense parts: the graph encoder's transformer blocks (tokens padded to a power "
+        "of two, one compilation per size), the text tower, a --vision pixel model; gathers and scatters "
+        "stay eager",
+    )
+    run.add_argument(
+        "--loader-workers",
+        type=non_negative,
+        default=0,
+        metavar="N",
+        help="processes making the training batches (collation, captions, tokenization) in a DataLoader; "
+        "0: the main process. The batches are the same whatever N",
+    )
+    run.add_argument(
+        "--log-every",
+        type=int,
+        default=50,
+        metavar="N",
+        help="read the running losses from the device every N steps (the progress bar updates then); "
+        "no other step waits for the device",
+    )
     run.add_argument(
         "--data-on-device",
         action="store_true",
@@ -409,6 +430,9 @@ class Trainer:
             pick_caption=True,
             caption_tokens=caption_tokens,
             twins=open_twins(options, self.train_set.store, self.progress) if args.hard_negative_images else None,
+            tokenize=None if args.objective == "mim" or args.data_on_device else self.model.text_encoder.tokenizer,
+            workers=args.loader_workers,
+            pin_memory=self.device.type == "cuda",
         )
         if len(self.loader) == 0:
             raise ValueError(
@@ -440,7 +464,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.network = DistributedDataParallel(self.model, device_ids=ids)
         if args.compile:
-            self.network = torch.compile(self.network, dynamic=True)
+            self.model.compile_dense()
         self.params = self.make_params()
 
     def make_params(self) -> dict:
@@ -493,7 +517,7 @@ class Trainer:
             "batch_in_epoch": self.batch_in_epoch,
             "step": self.step,
             "rng": rng_state(),
-            "epoch_totals": asdict(self.epoch_totals),
+            "epoch_totals": self.epoch_totals.state(),
             "mim_generator": self.objectives.generator.get_state(),
             "model_config": self.model.config.to_dict(),
             "graph_type": self.args.graph_type,
@@ -559,6 +583,7 @@ class Trainer:
                 description=f"epoch {self.epoch + 1}/{args.epochs}",
                 objectives=self.objectives,
                 totals=self.epoch_totals,
+                log_every=args.log_every,
             )
             self.epoch, self.batch_in_epoch, self.epoch_totals = self.epoch + 1, 0, EpochTotals()
             if self.world.is_main:
