@@ -456,6 +456,11 @@ class CocoBuilder(GraphBuilder):
         image = load_image(self.image_dir / self.images[image_id]["file_name"])
         return image, self.masks_of(image_id, *image.shape[:2])[0].dense() if self.graph_type == "hetero" else None
 
+    def image_of(self, index: int) -> np.ndarray | None:
+        if self.graph_type == "patch":
+            return None
+        return load_image(self.image_dir / self.images[self.image_ids[index]]["file_name"])
+
     def build(self, index: int) -> tuple[HeteroData, str]:
         image_id = self.image_ids[index]
         info = self.images[image_id]

@@ -92,3 +92,42 @@ def test_an_open_clip_run_on_coco_trains_retrieves_and_scores_file_images(tmp_pa
     (suite_dir / "suite.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
     results = compositional_main(["--checkpoint", str(checkpoint), "--suite", str(suite_dir / "suite.jsonl")])
     assert results[0]["items"] == len(names) and results[0]["differs_from_run"] == {}
+
+
+def test_the_cache_build_featurizes_several_images_per_forward_pass(tmp_path, monkeypatch):
+    import timm
+
+    from data.cache import build_items
+    from data.coco import CocoBuilder
+
+    write_coco(tmp_path)
+    weights = tmp_path / "test_resnet.pt"
+    torch.save(timm.create_model("test_resnet", pretrained=False, num_classes=0).state_dict(), weights)
+    passes = []
+    real_maps = BackboneFeaturizer.feature_maps
+
+    def counting_maps(self, images):
+        passes.append(len(images))
+        return real_maps(self, images)
+
+    monkeypatch.setattr(BackboneFeaturizer, "feature_maps", counting_maps)
+    batched = CocoBuilder(tmp_path, "val2017", featurizer=Featurizer("backbone", "timm:test_resnet", weights, 2))
+    graphs, names, _ = build_items(batched, range(3), "error")
+    assert passes == [2, 1]  # three images, two forward passes
+    assert batched.featurizer._prepared == {}  # nothing left over
+    passes.clear()
+    single = CocoBuilder(tmp_path, "val2017", featurizer=Featurizer("backbone", "timm:test_resnet", weights, 1))
+    one_by_one, _, _ = build_items(single, range(3), "error")
+    assert passes == [1, 1, 1]
+    for a, b in zip(graphs, one_by_one, strict=True):
+        torch.testing.assert_close(a["object"].x, b["object"].x)
+        torch.testing.assert_close(a["image"].x, b["image"].x)
+
+
+def test_the_backbone_runs_where_it_is_told_else_on_the_gpu_when_there_is_one(monkeypatch):
+    from graphs.featurizers import featurizer_device
+
+    monkeypatch.setenv("SEMGRAPH_FEATURIZER_DEVICE", "cpu")
+    assert featurizer_device() == "cpu"
+    monkeypatch.delenv("SEMGRAPH_FEATURIZER_DEVICE")
+    assert featurizer_device() == ("cuda" if torch.cuda.is_available() else "cpu")
