@@ -335,7 +335,8 @@ class GraphCache:
                     bar.update(stop - start)
             bar.close()
             stores, skipped, digests = [], [], []
-            for k, start, stop in bounds:
+            opening = tqdm(bounds, desc="opening the cache", unit="shard", disable=not progress, leave=False)
+            for k, start, stop in opening:  # each shard's checksum checked again, then loaded (unless mapped)
                 sidecar = _valid_shard(folder, k, start, stop)
                 if sidecar is None:
                     raise RuntimeError(f"cache shard {k} of {folder} did not build correctly")
@@ -346,7 +347,7 @@ class GraphCache:
             if mmap and bounds:
                 if not is_consolidated(folder / "mmap", digests):
                     shards = [folder / f"shard_{k:05d}.pt" for k, _, _ in bounds]
-                    consolidate(shards, folder / "mmap", digests)
+                    consolidate(shards, folder / "mmap", digests, progress)
                 store = load_mmap(folder / "mmap", fingerprint)
             else:
                 store = GraphStore.concat(stores) if stores else GraphStore.from_graphs([])
