@@ -206,6 +206,8 @@ class Rehearsal:
         ]  # fmt: skip
         if mmap:
             command.append("--mmap")
+        if self.args.no_progress:
+            command.append("--no-progress")
         if (run / "checkpoints" / "latest.pt").is_file():
             command += ["--resume", "latest"]
         elif run.is_dir():  # killed before its first checkpoint: nothing to resume, start it again
@@ -234,13 +236,13 @@ class Rehearsal:
         return result
 
     def run(self) -> dict:
+        if 0 not in self.args.workers:
+            raise SystemExit("error: --workers must include 0 (training reads the cache built with 0 workers)")
         stages = {}
         stages["data-train"] = self.stage("data-train", lambda: self.generate("train2017", self.train_count))
         stages["data-val"] = self.stage("data-val", lambda: self.generate("val2017", self.val_count))
         for workers in self.args.workers:
             stages[f"build-w{workers}"] = self.stage(f"build-w{workers}", lambda w=workers: self.build(w))
-        if 0 not in self.args.workers:
-            raise SystemExit("error: --workers must include 0 (training reads the cache built with 0 workers)")
         stages["build-val"] = self.stage("build-val", lambda: self.build(0, "val"))
         stages["load"] = self.stage("load", lambda: self.load(False))
         stages["load-mmap"] = self.stage("load-mmap", lambda: self.load(True))
