@@ -49,6 +49,7 @@ from data.atomic import write_text_atomic  # noqa: E402
 
 TRAIN_IMAGES, VAL_IMAGES = 118_287, 5_000
 PAPER_EPOCHS = 100
+FULL_SIZE_BYTES = 18 * 2**30  # measured at --scale 0.01, x100: images 8.6 GB, three caches and a map 8.5, runs ~1
 FIRST_STEP = re.compile(rb"epoch 1/1[^\r\n]*?\|\s*(\d+)/(\d+)")
 
 
@@ -131,6 +132,16 @@ class Rehearsal:
         self.state["config"] = wanted
         self.train_count = max(1, round(TRAIN_IMAGES * args.scale))
         self.val_count = max(1, round(VAL_IMAGES * args.scale))
+
+    def check_disk(self) -> None:
+        """Refuse to start when the folder's disk cannot hold what the rehearsal still has to write."""
+        needed = FULL_SIZE_BYTES * self.args.scale - folder_bytes(self.folder)
+        free = shutil.disk_usage(self.folder).free
+        if needed > free:
+            raise SystemExit(
+                f"error: {self.folder} has {free / 2**30:.1f} GiB free and the rehearsal at scale "
+                f"{self.args.scale} needs about {needed / 2**30:.1f} GiB more: choose another --folder"
+            )
 
     def save(self) -> None:
         write_text_atomic(self.state_path, json.dumps(self.state, indent=1))
@@ -238,6 +249,7 @@ class Rehearsal:
     def run(self) -> dict:
         if 0 not in self.args.workers:
             raise SystemExit("error: --workers must include 0 (training reads the cache built with 0 workers)")
+        self.check_disk()
         stages = {}
         stages["data-train"] = self.stage("data-train", lambda: self.generate("train2017", self.train_count))
         stages["data-val"] = self.stage("data-val", lambda: self.generate("val2017", self.val_count))

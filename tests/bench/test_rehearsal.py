@@ -116,3 +116,16 @@ def test_coco_annotations_travel_to_workers_packed(tmp_path):
         tracemalloc.stop()
         del kept
     assert held["packed"] < held["dicts"] / 2  # the whole builder, against its annotations alone as dicts
+
+
+def test_a_disk_too_small_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    import bench.rehearse_coco as rehearse
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(rehearse.shutil, "disk_usage", lambda path: usage(2**30, 0, 2**30))
+    with pytest.raises(SystemExit, match=r"1.0 GiB free and the rehearsal at scale 1.0 needs about 18.0 GiB more"):
+        rehearse.main(["--folder", str(tmp_path / "r"), "--results", str(tmp_path / "out.json")])
+    assert not (tmp_path / "r" / "coco").exists() and shutil is rehearse.shutil
