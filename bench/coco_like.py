@@ -9,8 +9,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.atomic import write_text_atomic
-
 
 def polygon(rng: np.random.Generator, width: int, height: int) -> list[float]:
     cx, cy = rng.uniform(40, width - 40), rng.uniform(40, height - 40)
@@ -170,6 +168,8 @@ def write_coco_split(root: Path, split: str, count: int, seed: int = 0, progress
     a torn one rewritten; the annotation files are written (atomically) once every image is there,
     and a split whose `.complete` stamp matches (count, seed) is not touched. Returns counts."""
     from tqdm.auto import tqdm
+
+    from data.atomic import write_text_atomic
 
     stamp = root / "annotations" / f".complete_{split}.json"
     wanted = {"split": split, "count": count, "seed": seed}
