@@ -79,6 +79,11 @@ class GraphBuilder:
         """The image of item `index` and its object masks (for pictures, not for the cache)."""
         raise NotImplementedError
 
+    def image_of(self, index: int) -> np.ndarray | None:
+        """The image item `index` will featurize, read ahead so that a backbone featurizer sees
+        several at once (`build_items`); None where a builder has no such image to hand."""
+        return None
+
 
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a file's bytes; a missing file is an error naming it."""
@@ -187,19 +192,47 @@ def _build_shard(job: tuple[int, int, int, str, str]) -> tuple[int, int, list[di
     return build_shard(_WORKER_BUILDER, shard, start, stop, Path(folder), on_bad)
 
 
-def build_items(builder: GraphBuilder, indices: range, on_bad: str) -> tuple[list, list[str], list[dict]]:
-    """Build items; a `BadItem` raises, or with on_bad='skip' is recorded and passed over."""
-    graphs, names, skipped = [], [], []
+def read_ahead(builder: GraphBuilder, indices: range) -> None:
+    """Hand a batching featurizer the images of `indices`, read ahead (one forward pass per
+    `batch_size` images instead of one per image); an image that cannot be read is left to
+    `build`, which reports it."""
+    featurizer = getattr(builder, "featurizer", None)
+    if featurizer is None or not getattr(featurizer, "batches", False):
+        return
+    images = []
     for index in indices:
         try:
-            graph, name = builder.build(index)
-        except BadItem as error:
-            if on_bad != "skip":
-                raise
-            skipped.append({"index": index, "reason": str(error)})
-            continue
-        graphs.append(graph)
-        names.append(name)
+            image = builder.image_of(index)
+        except (BadItem, OSError, ValueError):
+            image = None
+        if image is not None:
+            images.append(image)
+    featurizer.prepare(images)
+
+
+def build_items(builder: GraphBuilder, indices: range, on_bad: str) -> tuple[list, list[str], list[dict]]:
+    """Build items; a `BadItem` raises, or with on_bad='skip' is recorded and passed over. A backbone
+    featurizer gets the images of `batch_size` items at a time (`read_ahead`)."""
+    graphs, names, skipped = [], [], []
+    featurizer = getattr(builder, "featurizer", None)
+    step = featurizer.batch_size if getattr(featurizer, "batches", False) else len(indices) or 1
+    for first in range(0, len(indices), step):
+        group = indices[first : first + step]
+        read_ahead(builder, group)
+        try:
+            for index in group:
+                try:
+                    graph, name = builder.build(index)
+                except BadItem as error:
+                    if on_bad != "skip":
+                        raise
+                    skipped.append({"index": index, "reason": str(error)})
+                    continue
+                graphs.append(graph)
+                names.append(name)
+        finally:
+            if featurizer is not None and hasattr(featurizer, "release"):
+                featurizer.release()
     return graphs, names, skipped
 
 
@@ -302,7 +335,8 @@ class GraphCache:
                     bar.update(stop - start)
             bar.close()
             stores, skipped, digests = [], [], []
-            for k, start, stop in bounds:
+            opening = tqdm(bounds, desc="opening the cache", unit="shard", disable=not progress, leave=False)
+            for k, start, stop in opening:  # each shard's checksum checked again, then loaded (unless mapped)
                 sidecar = _valid_shard(folder, k, start, stop)
                 if sidecar is None:
                     raise RuntimeError(f"cache shard {k} of {folder} did not build correctly")
@@ -313,7 +347,7 @@ class GraphCache:
             if mmap and bounds:
                 if not is_consolidated(folder / "mmap", digests):
                     shards = [folder / f"shard_{k:05d}.pt" for k, _, _ in bounds]
-                    consolidate(shards, folder / "mmap", digests)
+                    consolidate(shards, folder / "mmap", digests, progress)
                 store = load_mmap(folder / "mmap", fingerprint)
             else:
                 store = GraphStore.concat(stores) if stores else GraphStore.from_graphs([])

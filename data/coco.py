@@ -27,6 +27,7 @@ import logging
 import unicodedata
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +212,32 @@ def check_annotations(
     return usable, counts
 
 
+class PackedAnnotations(Mapping):
+    """Each image's annotations as one compact JSON string, decoded when the image is built.
+
+    A builder travels to every worker of a cache build and stays there: as Python
+    dicts, lists and floats, train2017's 860k annotations take several times their
+    JSON's 450 MB in each worker; packed, each worker holds about the JSON's size.
+    """
+
+    def __init__(self, per_image: dict[int, list[dict]]) -> None:
+        self._packed = {k: json.dumps(v, separators=(",", ":")) for k, v in per_image.items()}
+        self._counts = {k: len(v) for k, v in per_image.items()}
+
+    def __getitem__(self, image_id: int) -> list[dict]:
+        return json.loads(self._packed[image_id])
+
+    def __iter__(self):
+        return iter(self._packed)
+
+    def __len__(self) -> int:
+        return len(self._packed)
+
+    def count(self, image_id: int) -> int:
+        """How many annotations an image has, without decoding them."""
+        return self._counts.get(image_id, 0)
+
+
 def check_images(coco: COCO, path: Path, on_bad: str) -> tuple[set[int], Counter]:
     """Image entries that cannot be used: an id listed more than once (pycocotools
     would silently keep the last) or an entry without its file name or size. An
@@ -362,7 +389,8 @@ class CocoBuilder(GraphBuilder):
         left_out, image_problems = check_images(coco, self.instances_path, on_bad)
         orphans = drop_images(coco, left_out)
         self.problem_examples: dict[str, list] = {}
-        self.annotations, self.problems = check_annotations(coco, self.instances_path, on_bad, self.problem_examples)
+        usable, self.problems = check_annotations(coco, self.instances_path, on_bad, self.problem_examples)
+        self.annotations = PackedAnnotations(usable)
         if orphans:
             self.problems["of a left-out image entry"] = orphans
         self.images = {image_id: coco.imgs[image_id] for image_id in sorted(coco.imgs)}
@@ -374,7 +402,7 @@ class CocoBuilder(GraphBuilder):
             left = ", ".join(f"{n} {kind}" for kind, n in image_problems.items())
             LOG.info("%s: images left out: %s", self.instances_path, left)
         # an upper bound: an annotation whose mask is empty once rasterised makes room for the next
-        beyond = sum(max(0, len(self.annotations.get(i, ())) - max_objects) for i in self.image_ids)
+        beyond = sum(max(0, self.annotations.count(i) - max_objects) for i in self.image_ids)
         if beyond:
             self.problems[f"beyond --max-objects {max_objects} (smallest first)"] = beyond
         if self.problems:
@@ -455,6 +483,11 @@ class CocoBuilder(GraphBuilder):
         image_id = self.image_ids[index]
         image = load_image(self.image_dir / self.images[image_id]["file_name"])
         return image, self.masks_of(image_id, *image.shape[:2])[0].dense() if self.graph_type == "hetero" else None
+
+    def image_of(self, index: int) -> np.ndarray | None:
+        if self.graph_type == "patch":
+            return None
+        return load_image(self.image_dir / self.images[self.image_ids[index]]["file_name"])
 
     def build(self, index: int) -> tuple[HeteroData, str]:
         image_id = self.image_ids[index]

@@ -86,9 +86,8 @@ def featurized_graph(
     featurizer is build_graph's own (masked crops), the others are computed here.
     """
     object_x = image_x = None
-    if featurizer.kind != "pixels":
-        dense = masks.dense() if hasattr(masks, "dense") else masks
-        object_x, image_x = featurizer(image, dense)
+    if featurizer.kind != "pixels":  # `Masks` stay boxed: mask_pool weighs the cells from the boxes
+        object_x, image_x = featurizer(image, masks)
     return build_graph(image, masks, labels, triplets, max_relations=max_relations, object_x=object_x, image_x=image_x)
 
 

@@ -190,6 +190,9 @@ class ImageFolderBuilder(GraphBuilder):
         image = load_image(self.image_dir / name)
         return image, dense_masks(self.source(name, image).masks) if self.graph_type == "hetero" else None
 
+    def image_of(self, index: int) -> np.ndarray | None:
+        return None if self.graph_type == "patch" else load_image(self.image_dir / self.names[index])
+
     def build(self, index: int) -> tuple[HeteroData, str]:
         name = self.names[index]
         image = load_image(self.image_dir / name)

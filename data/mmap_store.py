@@ -26,8 +26,12 @@ def _file(folder: Path, kind: str, key: str) -> Path:
     return folder / f"{kind}__{key.replace('/', '__')}.npy"
 
 
-def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = None) -> Path:
-    """Write the shards' graphs as memory-mappable arrays under `folder`; returns `folder`."""
+def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = None, progress: bool = False) -> Path:
+    """Write the shards' graphs as memory-mappable arrays under `folder` (a progress bar over the
+    two passes through the shards when `progress`); returns `folder`."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=2 * len(shards), desc="mapping the cache", unit="shard", disable=not progress, leave=False)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / INDEX).unlink(missing_ok=True)  # incomplete until the index is written last
     shapes: dict[tuple[str, str], list] = {}
@@ -46,6 +50,7 @@ def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = No
         captions += store.captions
         names += store.names
         negatives = None if negatives is None or store.negatives is None else negatives + store.negatives
+        bar.update()
     arrays = {}
     for (kind, key), (shape, dtype, total) in shapes.items():
         shape = list(shape)
@@ -66,6 +71,8 @@ def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = No
                 else:
                     arrays[kind, key][start : start + value.shape[0]] = value.numpy()
                     filled[kind, key] += value.shape[0]
+        bar.update()
+    bar.close()
     for array in arrays.values():
         array.flush()
     index = {

@@ -50,16 +50,40 @@ def ranks_of_truth(similarity: Tensor, truth: Tensor) -> Tensor:
     return ((similarity >= best_true) & ~truth).sum(dim=1)
 
 
+def chunked_ranks(image_emb: Tensor, text_emb: Tensor, text_image: Tensor, chunk: int = 1024) -> tuple[Tensor, Tensor]:
+    """(t2i ranks [T], i2t ranks [I]): `ranks_of_truth` of the [T, I] similarity and of its transpose,
+    computed over blocks of `chunk` captions so that memory stays at chunk x I, not T x I (5k x 25k
+    at COCO's 5k test). Every block is the same product `text_emb[a:b] @ image_emb.T`, made twice
+    (once to find each image's best caption score, once to count what ties or beats it), so both
+    directions rank the same numbers the whole matrix holds, ties included."""
+    text, image = text_emb.float(), image_emb.float().T
+    n_text, n_image = len(text_image), image.shape[1]
+    t2i = torch.empty(n_text, dtype=torch.long)
+    best_of_image = torch.full((n_image,), float("-inf"))
+    blocks = [(a, min(a + chunk, n_text)) for a in range(0, n_text, chunk)]
+    for a, b in blocks:
+        similarity = text[a:b] @ image  # [c, I]
+        owners = text_image[a:b]
+        truth = torch.zeros_like(similarity, dtype=torch.bool)
+        truth[torch.arange(b - a), owners] = True
+        t2i[a:b] = ranks_of_truth(similarity, truth)
+        best_of_image.scatter_reduce_(0, owners, similarity[torch.arange(b - a), owners], "amax")
+    i2t = torch.zeros(n_image, dtype=torch.long)
+    for a, b in blocks:
+        similarity = text[a:b] @ image
+        beaten = similarity >= best_of_image[None, :]
+        beaten[torch.arange(b - a), text_image[a:b]] = False  # a true caption never counts against its image
+        i2t += beaten.sum(dim=0)
+    return t2i, i2t
+
+
 def retrieval_metrics(
-    image_emb: Tensor, text_emb: Tensor, text_image: Tensor, ks: Sequence[int] = KS
+    image_emb: Tensor, text_emb: Tensor, text_image: Tensor, ks: Sequence[int] = KS, chunk: int = 1024
 ) -> dict[str, float]:
-    """Metrics from normalised embeddings; `text_image[t]` is the image index of caption t."""
-    similarity = text_emb.float() @ image_emb.float().T  # [T, I]
-    truth = torch.zeros_like(similarity, dtype=torch.bool)
-    truth[torch.arange(len(text_image)), text_image] = True
+    """Metrics from normalised embeddings; `text_image[t]` is the image index of caption t.
+    Ranks are computed over blocks of `chunk` captions (`chunked_ranks`): memory is chunk x I."""
     metrics = {}
-    for direction, sim, hit in (("t2i", similarity, truth), ("i2t", similarity.T, truth.T)):
-        ranks = ranks_of_truth(sim, hit)
+    for direction, ranks in zip(("t2i", "i2t"), chunked_ranks(image_emb, text_emb, text_image, chunk), strict=True):
         for k in ks:
             metrics[f"{direction}_R@{k}"] = (ranks < k).float().mean().item()
         metrics[f"{direction}_mean_rank"] = (ranks + 1).float().mean().item()

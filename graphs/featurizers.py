@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -111,26 +113,48 @@ class BackboneFeaturizer:
         self.spec = spec
 
     @torch.no_grad()
-    def feature_map(self, image: np.ndarray) -> Tensor:
-        """[C, h, w] features of the whole image."""
-        pixels = F.interpolate(image_to_tensor(image)[None], size=(self.image_size,) * 2, mode="bilinear")
+    def feature_maps(self, images: list[np.ndarray]) -> list[Tensor]:
+        """[C, h, w] features of each whole image, all of them in one forward pass (on `device`)."""
+        if not images:
+            return []
+        pixels = torch.cat(
+            [
+                F.interpolate(image_to_tensor(image)[None], size=(self.image_size,) * 2, mode="bilinear")
+                for image in images
+            ]
+        )
         pixels = ((pixels - MEAN) / STD).to(self.device)
         if self.library == "timm":
             out = self.model.forward_features(pixels)
-            if out.dim() == 3:  # ViT-style tokens [1, prefix + h*w, C]
+            if out.dim() == 3:  # ViT-style tokens [B, prefix + h*w, C]
                 out = out[:, getattr(self.model, "num_prefix_tokens", 1) :]
                 side = int(out.size(1) ** 0.5)
-                out = out.transpose(1, 2).reshape(1, -1, side, side)
+                out = out.transpose(1, 2).reshape(len(images), -1, side, side)
         else:
-            _, tokens = self.model(pixels)  # [1, h*w, C]
+            _, tokens = self.model(pixels)  # [B, h*w, C]
             side = int(tokens.size(1) ** 0.5)
-            out = tokens.transpose(1, 2).reshape(1, -1, side, side)
-        return out[0].float().cpu()
+            out = tokens.transpose(1, 2).reshape(len(images), -1, side, side)
+        return list(out.float().cpu().unbind(0))
 
-    def __call__(self, image: np.ndarray, masks: np.ndarray | Masks) -> tuple[Tensor, Tensor]:
-        """(object features [n, C], global feature [1, C])."""
-        feature_map = self.feature_map(image)
+    def feature_map(self, image: np.ndarray) -> Tensor:
+        """[C, h, w] features of the whole image."""
+        return self.feature_maps([image])[0]
+
+    def __call__(
+        self, image: np.ndarray, masks: np.ndarray | Masks, feature_map: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(object features [n, C], global feature [1, C]); `feature_map` when computed already."""
+        feature_map = self.feature_map(image) if feature_map is None else feature_map
         return mask_pool(feature_map, masks), feature_map.mean(dim=(1, 2))[None]
+
+
+def featurizer_device() -> str:
+    """Where a backbone featurizer runs: $SEMGRAPH_FEATURIZER_DEVICE, else the GPU when there is one."""
+    return os.environ.get("SEMGRAPH_FEATURIZER_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def image_digest(image: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16).hexdigest() + str(image.shape)
 
 
 class Featurizer:
@@ -140,18 +164,52 @@ class Featurizer:
         kind: ``pixels``, ``backbone`` or ``precomputed``.
         backbone: ``timm:NAME`` or ``open_clip:NAME`` for ``backbone``.
         weights: local weights file for ``backbone``.
+        batch_size: images per forward pass of the backbone when a builder hands it several at once
+            (`prepare`); the model is made once per process, on `featurizer_device()`.
     """
 
-    def __init__(self, kind: str = "pixels", backbone: str | None = None, weights: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        kind: str = "pixels",
+        backbone: str | None = None,
+        weights: str | Path | None = None,
+        batch_size: int = 16,
+    ) -> None:
         if kind not in FEATURIZERS:
             raise ValueError(f"unknown featurizer {kind!r}; valid: {', '.join(FEATURIZERS)}")
         if kind == "backbone" and not backbone:
             raise ValueError("the backbone featurizer needs --backbone timm:NAME or open_clip:NAME")
-        self.kind, self.backbone, self.weights = kind, backbone, weights
+        self.kind, self.backbone, self.weights, self.batch_size = kind, backbone, weights, batch_size
         self._model: BackboneFeaturizer | None = None
+        self._prepared: dict[str, Tensor] = {}
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_model": None}
+        return {**self.__dict__, "_model": None, "_prepared": {}}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({"batch_size": 16, "_prepared": {}, **state})
+
+    @property
+    def batches(self) -> bool:
+        """Whether handing this featurizer several images at once (`prepare`) saves forward passes."""
+        return self.kind == "backbone" and self.batch_size > 1
+
+    def model(self) -> BackboneFeaturizer:
+        if self._model is None:
+            self._model = BackboneFeaturizer(self.backbone, self.weights, device=featurizer_device())
+        return self._model
+
+    def prepare(self, images: list[np.ndarray]) -> None:
+        """Compute the feature maps of images about to be featurized, `batch_size` per forward pass;
+        each is used (and dropped) by the call that featurizes that image."""
+        for k in range(0, len(images), self.batch_size):
+            group = images[k : k + self.batch_size]
+            for image, feature_map in zip(group, self.model().feature_maps(group), strict=True):
+                self._prepared[image_digest(image)] = feature_map
+
+    def release(self) -> None:
+        """Drop prepared feature maps no call used (items that turned out bad)."""
+        self._prepared.clear()
 
     def fingerprint(self) -> dict:
         weights = Path(self.weights) if self.weights else None
@@ -170,6 +228,5 @@ class Featurizer:
             if precomputed is None:
                 raise ValueError("the precomputed featurizer needs per-mask features from the token source")
             return precomputed, None
-        if self._model is None:
-            self._model = BackboneFeaturizer(self.backbone, self.weights)
-        return self._model(image, masks)
+        prepared = self._prepared.pop(image_digest(image), None) if self._prepared else None
+        return self.model()(image, masks, prepared)

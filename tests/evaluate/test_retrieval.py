@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from evaluate.retrieval import (
+    chunked_ranks,
     format_one_caption_table,
     format_table,
     one_caption_metrics,
@@ -72,3 +73,32 @@ def test_one_caption_metrics_are_retrieval_between_the_images_and_the_drawn_capt
         assert metrics[f"t2i_R@{k}_1cap"] == pytest.approx(t2i) and metrics[f"i2t_R@{k}_1cap"] == pytest.approx(i2t)
     assert set(metrics) == {f"{key}_1cap" for key in retrieval_metrics(image_emb, text_emb, text_image)}
     assert "R@1" in format_one_caption_table(metrics)
+
+
+def whole_matrix_ranks(image_emb, text_emb, text_image):
+    """The ranks from the whole [T, I] matrix and its bool truth (what retrieval_metrics built before)."""
+    similarity = text_emb.float() @ image_emb.float().T
+    truth = torch.zeros_like(similarity, dtype=torch.bool)
+    truth[torch.arange(len(text_image)), text_image] = True
+    return ranks_of_truth(similarity, truth), ranks_of_truth(similarity.T, truth.T)
+
+
+@pytest.mark.parametrize("chunk", [1, 4, 7, 37, 1000])
+def test_chunked_ranks_equal_the_whole_matrix_ranks_ties_included(chunk):
+    generator = torch.Generator().manual_seed(3)
+    # entries in {-1, 0, 1}: every dot product is exact, and equal scores (ties) are everywhere
+    image = torch.randint(-1, 2, (11, 3), generator=generator).float()
+    text = torch.randint(-1, 2, (37, 3), generator=generator).float()
+    text_image = torch.randint(0, 9, (37,), generator=generator)  # images 9 and 10 have no caption
+    t2i, i2t = chunked_ranks(image, text, text_image, chunk)
+    whole_t2i, whole_i2t = whole_matrix_ranks(image, text, text_image)
+    assert torch.equal(t2i, whole_t2i) and torch.equal(i2t, whole_i2t)
+    assert (i2t[9:] == 37).all()  # an image without captions ranks below every caption
+
+
+def test_metrics_do_not_depend_on_the_chunk():
+    generator = torch.Generator().manual_seed(0)
+    image = F.normalize(torch.randn(20, 8, generator=generator), dim=1)
+    text = F.normalize(torch.randn(100, 8, generator=generator), dim=1)
+    text_image = torch.arange(100) % 20
+    assert retrieval_metrics(image, text, text_image, chunk=3) == retrieval_metrics(image, text, text_image)
