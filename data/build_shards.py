@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -28,12 +27,10 @@ from data.cache import (
     BadItem,
     GraphBuilder,
     GraphCache,
-    _build_shard,
-    _init_worker,
     _valid_shard,
     _write_json,
     build_lock,
-    build_shard,
+    build_shard_jobs,
 )
 from data.cli import add_data_arguments, data_options
 from data.sources import make_builder
@@ -43,10 +40,6 @@ from graphs.schema import SCHEMA_VERSION
 def shard_bounds(total: int, shard_size: int) -> list[tuple[int, int, int]]:
     """(shard, first item, item after the last) of every shard of `total` items."""
     return [(k, s, min(s + shard_size, total)) for k, s in enumerate(range(0, total, shard_size))]
-
-
-def _ready(_: int) -> int:
-    return 0
 
 
 def build_shard_range(
@@ -79,17 +72,7 @@ def build_shard_range(
             total=sum(e - s for _, s, e, _, _ in todo), desc="building shards", disable=not progress, unit="graph"
         )
         began = time.perf_counter()
-        if workers > 0 and todo:
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(workers, initializer=_init_worker, initargs=(builder,)) as pool:
-                pool.map(_ready, range(workers), chunksize=1)  # every worker started and holding the builder
-                timing["start_workers_s"] = time.perf_counter() - began
-                for shard, _, _ in pool.imap_unordered(_build_shard, todo):
-                    bar.update(bounds[shard][2] - bounds[shard][1])
-        else:
-            for shard, s, e, _, _ in todo:
-                build_shard(builder, shard, s, e, folder, on_bad)
-                bar.update(e - s)
+        timing["start_workers_s"] = build_shard_jobs(builder, todo, on_bad, workers, bar.update)
         bar.close()
         timing["build_s"] = time.perf_counter() - began - timing["start_workers_s"]
     return {

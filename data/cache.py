@@ -24,7 +24,8 @@ import logging
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,9 +188,41 @@ def _init_worker(builder: GraphBuilder) -> None:
     _WORKER_BUILDER = builder
 
 
-def _build_shard(job: tuple[int, int, int, str, str]) -> tuple[int, int, list[dict]]:
+def _ready(_: int) -> int:
+    return 0
+
+
+def build_shard_jobs(
+    builder: GraphBuilder,
+    jobs: list[tuple[int, int, int, str, str]],
+    on_bad: str,
+    workers: int,
+    advance: Callable[[int], None],
+) -> float:
+    """Build the shards `jobs` ((shard, first, stop, folder, on_bad) each), in `workers`
+    spawned processes when there are several, else here; `advance(graphs)` after each shard.
+
+    Returns the seconds spent starting the workers (0 without them), so a caller can tell
+    start-up from building."""
+    if workers > 0 and len(jobs) > 1:
+        began = time.perf_counter()
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, initializer=_init_worker, initargs=(builder,)) as pool:
+            pool.map(_ready, range(workers), chunksize=1)  # every worker started and holding the builder
+            started = time.perf_counter() - began
+            for _, start, stop in pool.imap_unordered(_build_shard, jobs):
+                advance(stop - start)
+        return started
+    for shard, start, stop, folder, _ in jobs:
+        build_shard(builder, shard, start, stop, Path(folder), on_bad)
+        advance(stop - start)
+    return 0.0
+
+
+def _build_shard(job: tuple[int, int, int, str, str]) -> tuple[int, int, int]:
     shard, start, stop, folder, on_bad = job
-    return build_shard(_WORKER_BUILDER, shard, start, stop, Path(folder), on_bad)
+    build_shard(_WORKER_BUILDER, shard, start, stop, Path(folder), on_bad)
+    return shard, start, stop
 
 
 def read_ahead(builder: GraphBuilder, indices: range) -> None:
@@ -324,15 +357,7 @@ class GraphCache:
             todo = [(k, s, e, str(folder), on_bad) for k, s, e in bounds if sidecars[k] is None]
             bar = tqdm(total=total, desc=description, disable=not progress or not todo, leave=False, unit="graph")
             bar.update(sum(e - s for k, s, e in bounds if sidecars[k] is not None))
-            if workers > 0 and len(todo) > 1:
-                context = multiprocessing.get_context("spawn")
-                with context.Pool(workers, initializer=_init_worker, initargs=(builder,)) as pool:
-                    for shard, _, _ in pool.imap_unordered(_build_shard, todo):
-                        bar.update(bounds[shard][2] - bounds[shard][1])
-            else:
-                for shard, start, stop, _, _ in todo:
-                    build_shard(builder, shard, start, stop, folder, on_bad)
-                    bar.update(stop - start)
+            build_shard_jobs(builder, todo, on_bad, workers, bar.update)
             bar.close()
             stores, skipped, digests = [], [], []
             opening = tqdm(bounds, desc="opening the cache", unit="shard", disable=not progress, leave=False)
