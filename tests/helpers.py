@@ -1,6 +1,9 @@
 """Small builders shared by the tests."""
 
 import numpy as np
+import torch
+
+from graphs.schema import OBJECT
 
 
 def square_masks(canvas: int, squares: list[tuple[int, int, int]]) -> np.ndarray:
@@ -150,3 +153,20 @@ def train_tiny(folder, out, *extra, size: int = 32):
             *extra,
         ]
     )
+
+
+def permuted(graph, perm):
+    """The same graph with its objects reordered: new object k is old object perm[k]."""
+    out = graph.clone()
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(len(perm))
+    for key in ("x", "box", "label", "area"):
+        out[OBJECT][key] = graph[OBJECT][key][perm]
+    for edge_type in graph.edge_types:
+        edge_index = graph[edge_type].edge_index.clone()
+        if edge_type[0] == OBJECT:
+            edge_index[0] = inverse[edge_index[0]]
+        if edge_type[2] == OBJECT:
+            edge_index[1] = inverse[edge_index[1]]
+        out[edge_type].edge_index = edge_index
+    return out

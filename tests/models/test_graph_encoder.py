@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import square_masks
+from helpers import permuted, square_masks
 from torch_geometric.data import Batch
 
 from graphs import EDGE_TYPES, DropEdgeTypes, ToHomogeneous, build_graph, encoder_inputs
@@ -121,23 +121,6 @@ def test_padding_gives_no_nan_and_does_not_change_a_graph(edge_bias):
     assert torch.isfinite(padded).all()
     assert torch.allclose(padded[1], alone[0], atol=1e-5)
     assert torch.allclose(padded[0], model(Batch.from_data_list([empty]))[0], atol=1e-5)
-
-
-def permuted(graph, perm):
-    """The same graph with its objects reordered: new object k is old object perm[k]."""
-    out = graph.clone()
-    inverse = torch.empty_like(perm)
-    inverse[perm] = torch.arange(len(perm))
-    for key in ("x", "box", "label", "area"):
-        out[OBJECT][key] = graph[OBJECT][key][perm]
-    for edge_type in EDGE_TYPES:
-        edge_index = graph[edge_type].edge_index.clone()
-        if edge_type[0] == OBJECT:
-            edge_index[0] = inverse[edge_index[0]]
-        if edge_type[2] == OBJECT:
-            edge_index[1] = inverse[edge_index[1]]
-        out[edge_type].edge_index = edge_index
-    return out
 
 
 def test_embedding_does_not_depend_on_node_order():

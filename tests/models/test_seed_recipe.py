@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from helpers import square_masks
+from helpers import permuted, square_masks
 from torch_geometric.data import Batch
 
 from graphs import build_graph, encoder_inputs
@@ -106,23 +106,6 @@ def test_each_graph_of_a_batch_gets_its_own_bias_and_padded_keys_none():
     a = model(Batch.from_data_list([small, large]))
     assert torch.allclose(a[0], model(Batch.from_data_list([small]))[0], atol=1e-5)
     assert torch.allclose(a[1], model(Batch.from_data_list([large]))[0], atol=1e-5)
-
-
-def permuted(graph, perm):
-    """The same graph with its objects reordered: new object k is old object perm[k]."""
-    out = graph.clone()
-    inverse = torch.empty_like(perm)
-    inverse[perm] = torch.arange(len(perm))
-    for key in ("x", "box", "label", "area"):
-        out[OBJECT][key] = graph[OBJECT][key][perm]
-    for edge_type in graph.edge_types:
-        edge_index = graph[edge_type].edge_index.clone()
-        if edge_type[0] == OBJECT:
-            edge_index[0] = inverse[edge_index[0]]
-        if edge_type[2] == OBJECT:
-            edge_index[1] = inverse[edge_index[1]]
-        out[edge_type].edge_index = edge_index
-    return out
 
 
 @pytest.mark.parametrize("edge_bias", ["monotone", "learned"])
