@@ -7,7 +7,32 @@ from pathlib import Path
 import torch
 from open_clip.model import CLIPTextCfg, _build_text_tower
 from open_clip.tokenizer import SimpleTokenizer
+from open_clip.transformer import text_global_pool
 from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+def trim_padding(tokens: Tensor) -> Tensor:
+    """Token ids [T, C] without the trailing columns that are padding (id 0) in every text.
+
+    With a causal text tower pooled at the end token, those columns cannot change any
+    text's embedding (no earlier position attends to a later one), and a caption of
+    the synthetic world fills about 20 of CLIP's 77 positions. Host tensors only (it
+    reads the tensor's values)."""
+    used = (tokens != 0).any(dim=0).nonzero()
+    return tokens[:, : int(used.max()) + 1 if len(used) else 1]
+
+
+class Tokenizer:
+    """open_clip's BPE tokenizer, its output cut to the longest text of each call
+    (`trim_padding`). Picklable, for loader workers."""
+
+    def __init__(self, context_length: int) -> None:
+        self.context_length = context_length
+        self.bpe = SimpleTokenizer(context_length=context_length)
+
+    def __call__(self, texts: list[str]) -> Tensor:
+        return trim_padding(self.bpe(texts))
 
 
 class TextEncoder(nn.Module):
@@ -23,14 +48,43 @@ class TextEncoder(nn.Module):
         super().__init__()
         self.text_cfg = CLIPTextCfg(**text_cfg)
         self.tower = _build_text_tower(embed_dim, self.text_cfg)
-        self.tokenizer = SimpleTokenizer(context_length=self.text_cfg.context_length)
+        self.tokenizer = Tokenizer(self.text_cfg.context_length)
+        tower = self.tower
+        # Positions past the longest text can be left out only when nothing reads them:
+        # a causal mask, no appended CLS, pooling at the end token, no token outputs.
+        self.trims = (
+            getattr(tower, "attn_mask", None) is not None
+            and getattr(tower, "cls_emb", None) is None
+            and not getattr(tower, "use_pad_mask", False)
+            and getattr(tower, "pool_type", None) in ("argmax", "eos")
+            and not getattr(tower, "output_tokens", False)
+        )
 
     def tokenize(self, texts: list[str]) -> Tensor:
-        """Texts -> token ids [T, context_length] (truncated, end token kept)."""
+        """Texts -> token ids [T, L], L <= context_length the longest text's length
+        (truncated, end token kept)."""
         return self.tokenizer(texts)
 
     def forward(self, tokens: Tensor) -> Tensor:
-        return self.tower(tokens)
+        """Token ids [T, L] (L <= context_length) -> text embeddings [T, embed_dim]."""
+        length, context = tokens.shape[1], self.text_cfg.context_length
+        if length > context:
+            raise ValueError(f"{length} text positions, the text tower holds {context}")
+        if length == context:
+            return self.tower(tokens)
+        if not self.trims:
+            return self.tower(F.pad(tokens, (0, context - length)))
+        # open_clip's TextTransformer.forward on the first `length` positions
+        tower = self.tower
+        dtype = tower.transformer.get_cast_dtype()
+        x = tower.token_embedding(tokens).to(dtype) + tower.positional_embedding[:length].to(dtype)
+        x = tower.ln_final(tower.transformer(x, attn_mask=tower.attn_mask[:length, :length]))
+        pooled = text_global_pool(x, tokens, pool_type=tower.pool_type, eos_token_id=getattr(tower, "eos_id", None))
+        if tower.text_projection is None:
+            return pooled
+        if isinstance(tower.text_projection, nn.Linear):
+            return tower.text_projection(pooled)
+        return pooled @ tower.text_projection
 
 
 def open_clip_text_config(name: str) -> dict:

@@ -2,7 +2,9 @@ import pytest
 import torch
 from open_clip.model import CLIP
 
-from models.text import TextEncoder, load_text_checkpoint, open_clip_text_config
+import pickle
+
+from models.text import TextEncoder, Tokenizer, load_text_checkpoint, open_clip_text_config, trim_padding
 
 TEXT_CFG = {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
 
@@ -18,7 +20,8 @@ def test_text_tower_of_a_saved_clip_checkpoint_loads_back_exactly(tmp_path):
     load_text_checkpoint(encoder, tmp_path / "clip.pt")
     tokens = encoder.tokenize(["a small red circle left of a blue square", "two shapes"])
     with torch.no_grad():
-        assert torch.allclose(encoder(tokens), clip.encode_text(tokens), atol=1e-6)
+        full = torch.nn.functional.pad(tokens, (0, TEXT_CFG["context_length"] - tokens.shape[1]))
+        assert torch.allclose(encoder(tokens), clip.encode_text(full), atol=1e-6)
     # and a bare text-tower state dict
     torch.save(encoder.tower.state_dict(), tmp_path / "tower.pt")
     other = TextEncoder(TEXT_CFG, embed_dim=24)
@@ -40,3 +43,40 @@ def test_open_clip_configs_by_name():
     assert open_clip_text_config("ViT-B-32")["width"] == 512
     with pytest.raises(ValueError, match="unknown open_clip model 'ViT-Z-99'"):
         open_clip_text_config("ViT-Z-99")
+
+
+def test_tokens_are_cut_to_the_longest_text_and_the_tokenizer_pickles():
+    tokenizer = pickle.loads(pickle.dumps(Tokenizer(32)))
+    tokens = tokenizer(["two shapes", "a red circle"])
+    # start token, the words, end token: "a red circle" is the longest at 5 positions
+    assert tokens.shape == (2, 5)
+    assert tokens[0].tolist()[-1] == 0 and tokens[1].tolist()[-1] == 49407 and tokens[0, 3].item() == 49407
+    assert torch.equal(tokens, tokenizer.bpe(["two shapes", "a red circle"])[:, :5])
+    assert trim_padding(torch.zeros(3, 8, dtype=torch.long)).shape == (3, 1)
+    long = tokenizer(["a " * 40])  # truncated to the context, end token kept
+    assert long.shape == (1, 32) and long[0, -1].item() == 49407
+
+
+@pytest.mark.parametrize("pool_type", ["argmax", "last"])
+def test_a_cut_text_embeds_as_the_full_length_text(pool_type):
+    """A causal tower pooled at the end token gives the same embedding without the padding
+    columns; a tower that reads them ('last' pooling) is given them back."""
+    torch.manual_seed(0)
+    encoder = TextEncoder({**TEXT_CFG, "layers": 2, "pool_type": pool_type}, embed_dim=24).eval()
+    assert encoder.trims == (pool_type == "argmax")
+    tokens = encoder.tokenize(["a small red circle left of a blue square", "two shapes", "an arrow"])
+    assert tokens.shape[1] < TEXT_CFG["context_length"]
+    full = torch.nn.functional.pad(tokens, (0, TEXT_CFG["context_length"] - tokens.shape[1]))
+    with torch.no_grad():
+        cut, whole = encoder(tokens), encoder.tower(full)
+    assert torch.allclose(cut, whole, atol=1e-6)
+    if pool_type == "argmax":  # and the gradient of the weights is the same
+        encoder.zero_grad()
+        encoder(tokens).square().sum().backward()
+        cut_grads = [p.grad.clone() for p in encoder.parameters()]
+        encoder.zero_grad()
+        encoder.tower(full).square().sum().backward()
+        for a, p in zip(cut_grads, encoder.parameters(), strict=True):
+            assert (a - p.grad).norm() <= 1e-5 * p.grad.norm()
+    with pytest.raises(ValueError, match="33 text positions"):
+        encoder(torch.ones(1, 33, dtype=torch.long))
