@@ -1,8 +1,8 @@
+import pickle
+
 import pytest
 import torch
 from open_clip.model import CLIP
-
-import pickle
 
 from models.text import TextEncoder, Tokenizer, load_text_checkpoint, open_clip_text_config, trim_padding
 
