@@ -50,6 +50,8 @@ REFUSED = [
     (["--objective", "mim", "--mim-weight", "0.5"], "--objective mim trains MIM alone"),
     (["--hard-negatives", "relation", "--dataset", "coco", "--coco-root", "x"], "--dataset coco has none"),
     (["--hard-negative-images", "--data-on-device"], "drop --data-on-device"),
+    (["--twins-per-scene", "2"], "--twins-per-scene 2 makes hard-negative images (twins): it needs"),
+    (["--twins-per-scene", "0", "--hard-negative-images"], "--twins-per-scene 0 must be at least 1"),
     (["--hard-negatives", "relation", "--data-on-device"], "drop --data-on-device"),
     (["--data-on-device", "--graph-type", "homo"], "--data-on-device serves hetero and patch graphs"),
     (["--featurizer", "backbone"], "--featurizer backbone needs --backbone"),
