@@ -229,8 +229,9 @@ class SyntheticTwinBuilder(SyntheticBuilder):
             fingerprint["twins_per_scene"] = self.variants
         return fingerprint
 
-    def twin(self, index: int) -> tuple[Scene, Scene, str]:
-        """(scene, its twin, the twin's caption) of item `index`; BadItem when the scene has no such twin."""
+    def twin(self, index: int) -> tuple[Scene, Scene, str, str]:
+        """(scene, its twin, the twin's caption, the scene's caption of the relation the twin
+        reverses) of item `index`; BadItem when the scene has no such twin."""
         scene_index, variant = divmod(index, self.variants)
         scene = self.scene(scene_index)
         if self._made is None or self._made[0] != scene_index:
@@ -239,17 +240,21 @@ class SyntheticTwinBuilder(SyntheticBuilder):
         if variant >= len(made):
             which = "no relation" if not made else f"only {len(made)} relation(s)"
             raise BadItem(f"{self.split}/{scene_index}: {which} can be reversed cleanly")
-        return scene, made[variant][0], made[variant][2]
+        twin, reversed_caption, twin_caption = made[variant]
+        return scene, twin, twin_caption, reversed_caption
 
     def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        _, twin, _ = self.twin(index)
+        _, twin, _, _ = self.twin(index)
         return twin.image, twin.masks if self.graph_type == "hetero" else None
 
     def build(self, index: int) -> tuple[HeteroData, str]:
-        scene, twin, twin_caption = self.twin(index)
+        scene, twin, twin_caption, reversed_caption = self.twin(index)
         graph = self.scene_graph(twin)
-        graph.captions = [twin_caption]
-        graph.negatives = [[c for c in scene.captions if not statement_holds(twin, c)]]
+        # captions[1]: the scene's caption of the relation this twin reverses, true of the scene and
+        # false of the twin (`--twin-caption-share` gives it to the scene in place of a drawn caption)
+        graph.captions = [twin_caption, reversed_caption]
+        false_of_twin = [c for c in scene.captions if not statement_holds(twin, c)]
+        graph.negatives = [false_of_twin + [reversed_caption] * (reversed_caption not in false_of_twin), []]
         scene_index, variant = divmod(index, self.variants)
         return graph, twin_name(f"{self.split}/{scene_index}", variant)
 

@@ -34,6 +34,7 @@ def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
 # Streams of `epoch_generator`: 0 the order, 1 the caption draws, 2 the trainer's objectives,
 # 3 which twin of each graph joins the batch (with several per graph).
 TWIN_STREAM = 3
+PAIR_STREAM = 4
 
 
 @dataclass
@@ -115,6 +116,11 @@ class GraphLoader:
             twin of each of its graphs that has one: with several, one drawn per
             (seed, epoch, graph)), their captions after its own in `texts`, and
             `blocked` (see `blocked_pairs`).
+        twin_caption_share: the share of graphs with a twin in a batch whose
+            caption is, instead of the drawn one, the caption of the relation
+            their twin reverses (drawn per (seed, epoch, graph)): the batch then
+            holds both tellings of that relation, each true of one image and
+            false of the other.
         tokenize: texts -> token ids; each host batch then also carries
             `text_tokens`, its `texts` and then its `negative_texts` tokenized.
         workers: processes making host batches (0: the main process).
@@ -136,9 +142,12 @@ class GraphLoader:
         tokenize: Callable[[list[str]], torch.Tensor] | None = None,
         workers: int = 0,
         pin_memory: bool = False,
+        twin_caption_share: float = 0.0,
     ) -> None:
         if twins is not None and (caption_tokens is not None or not pick_caption):
             raise ValueError("twins need captions picked on the host (no caption_tokens)")
+        if not 0.0 <= twin_caption_share <= 1.0 or (twin_caption_share and twins is None):
+            raise ValueError(f"twin_caption_share {twin_caption_share}: a share in [0, 1], and twins to pair with")
         if workers and caption_tokens is not None:
             raise ValueError("a device-resident store makes its batches on the device: no loader workers")
         self.dataset, self.batch_size = dataset, batch_size
@@ -148,7 +157,7 @@ class GraphLoader:
         self.drop = batch_transform(getattr(dataset, "edge_schema", DEFAULT_EDGE_SCHEMA), dataset.drop_edge_types)
         self.epoch = 0
         self.caption_tokens = caption_tokens  # (tokens, pointer) of a device-resident store
-        self.twins = twins
+        self.twins, self.twin_caption_share = twins, twin_caption_share
         self.tokenize = tokenize
         self.workers, self.pin_memory = workers, pin_memory
         self.plans = EpochPlans(self)
@@ -222,7 +231,8 @@ class GraphLoader:
                 batch.negative_texts = [text for i, k in chosen for text in negatives[i][k]]
             if self.twins is not None:
                 twin_draws = torch.tensor(plan.twin_draws) if plan.twin_draws is not None else None
-                self.add_twins(batch, torch.tensor(plan.indices, dtype=torch.long), twin_draws)
+                pair_draws = torch.tensor(plan.pair_draws) if plan.pair_draws is not None else None
+                self.add_twins(batch, torch.tensor(plan.indices, dtype=torch.long), twin_draws, pair_draws)
             if self.tokenize is not None:
                 batch.text_tokens = self.tokenize(batch.texts + list(getattr(batch, "negative_texts", [])))
         return batch
@@ -241,6 +251,12 @@ class GraphLoader:
         if self.twins is None or self.twins.variants == 1:
             return None
         return torch.rand(len(self.dataset), generator=epoch_generator(self.seed, self.epoch, TWIN_STREAM))
+
+    def pair_draws(self) -> torch.Tensor | None:
+        """This epoch's draw per graph of whether its caption is the one its twin reverses."""
+        if self.twins is None or not self.twin_caption_share:
+            return None
+        return torch.rand(len(self.dataset), generator=epoch_generator(self.seed, self.epoch, PAIR_STREAM))
 
     def rank_share(self, order, k: int):
         """This process's graphs of batch k (a slice of `order`, tensor or array)."""
@@ -274,11 +290,21 @@ class GraphLoader:
                 batch.text_tokens = tokens[pointer[index] + choice]
             yield batch
 
-    def add_twins(self, batch: HeteroData, indices: torch.Tensor, draws: torch.Tensor | None = None) -> None:
+    def add_twins(
+        self,
+        batch: HeteroData,
+        indices: torch.Tensor,
+        draws: torch.Tensor | None = None,
+        pair_draws: torch.Tensor | None = None,
+    ) -> None:
         rows = self.twins.pick(indices, draws)
         owners = (rows >= 0).nonzero().view(-1).tolist()
         rows = rows[rows >= 0].tolist()
         store = self.twins.store
+        if pair_draws is not None:  # the owner told the relation its twin reverses (captions[1])
+            for owner, row in zip(owners, rows, strict=True):
+                if pair_draws[owner] < self.twin_caption_share:
+                    batch.texts[owner] = store.captions[row][1]
         if self.dataset.graph_type == "homo":
             graphs = [self.dataset.transform(store[r]) for r in rows]
             batch.twins = Batch.from_data_list(graphs)
@@ -307,6 +333,7 @@ class BatchPlan:
     indices: list[int]
     draws: list[float] | None
     twin_draws: list[float] | None = None
+    pair_draws: list[float] | None = None
 
 
 class EpochPlans(torch.utils.data.Sampler):
@@ -321,7 +348,7 @@ class EpochPlans(torch.utils.data.Sampler):
 
     def __iter__(self) -> Iterator[BatchPlan]:
         order, draws = self.loader.epoch_order()
-        twin_draws = self.loader.twin_draws()
+        twin_draws, pair_draws = self.loader.twin_draws(), self.loader.pair_draws()
         for k in range(self.start, len(self.loader)):
             indices = self.loader.rank_share(order, k)
             yield BatchPlan(
@@ -329,6 +356,7 @@ class EpochPlans(torch.utils.data.Sampler):
                 indices.tolist(),
                 draws[indices].tolist() if draws is not None else None,
                 twin_draws[indices].tolist() if twin_draws is not None else None,
+                pair_draws[indices].tolist() if pair_draws is not None else None,
             )
 
 

@@ -63,7 +63,7 @@ def test_the_builder_makes_each_variant_and_keys_the_cache_by_the_count():
             if variant < len(made):
                 graph, name = two.build(2 * k + variant)
                 assert name == twin_name(f"train/{k}", variant) and twin_owner(name) == (f"train/{k}", variant)
-                assert graph.captions == [made[variant][2]]
+                assert graph.captions == [made[variant][2], made[variant][1]]
                 if variant == 0:
                     assert one.build(k)[1] == name and one.build(k)[0].captions == graph.captions
             else:
@@ -153,3 +153,64 @@ def test_a_resumed_epoch_picks_the_twins_of_the_uninterrupted_one(two_twins):
     assert [b.twins.name for b in whole[1:]] == [b.twins.name for b in tail]
     assert [b.texts for b in whole[1:]] == [b.texts for b in tail]
     assert torch.equal(whole[-1].blocked, tail[-1].blocked)
+
+
+def test_a_twin_stores_the_scenes_caption_it_reverses_false_of_it_and_a_negative_of_it():
+    builder = SyntheticTwinBuilder("train", SIZE, world="v4", variants=2)
+    built = 0
+    for index in range(len(builder)):
+        try:
+            scene, twin, twin_caption, reversed_caption = builder.twin(index)
+        except BadItem:
+            continue
+        graph, _ = builder.build(index)
+        assert graph.captions == [twin_caption, reversed_caption]
+        assert statement_holds(scene, reversed_caption) and not statement_holds(twin, reversed_caption)
+        assert reversed_caption in graph.negatives[0] and graph.negatives[1] == []
+        assert all(not statement_holds(twin, c) for c in graph.negatives[0])
+        built += 1
+    assert built > SIZE // 2
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_twin_caption_share_tells_the_scene_the_relation_its_twin_reverses(two_twins, share):
+    store, twins = two_twins
+    plain = list(make_loader(store, twins, 3))
+    loader = GraphLoader(GraphDataset(store), 8, shuffle=True, seed=5, pick_caption=True, twins=twins,
+                         twin_caption_share=share)
+    loader.set_epoch(3)
+    paired, told = 0, 0
+    for batch, before in zip(loader, plain, strict=True):
+        assert batch.twins.name == before.twins.name  # the same twins, the same draws otherwise
+        assert batch.negative_texts == before.negative_texts
+        rows = [twins.store.names.index(n) for n in batch.twins.name]
+        owners = [batch.name.index(twin_owner(n)[0]) for n in batch.twins.name]
+        for t, (owner, row) in enumerate(zip(owners, rows, strict=True)):
+            reversed_caption = twins.store.captions[row][1]
+            if batch.texts[owner] == reversed_caption:
+                told += 1
+                # the scene's caption is contrasted with its twin (false of it), the twin's with the scene
+                assert not batch.blocked[len(batch.name) + t, owner]
+            else:
+                assert batch.texts[owner] == before.texts[owner]
+            paired += 1
+        untwinned = [k for k in range(len(batch.name)) if k not in owners]
+        assert [batch.texts[k] for k in untwinned] == [before.texts[k] for k in untwinned]
+    if share == 0.0:
+        assert told == 0 or all(b.texts == p.texts for b, p in zip(loader, plain, strict=True))
+    elif share == 1.0:
+        assert told == paired
+    else:
+        assert 0 < told < paired
+    again = GraphLoader(GraphDataset(store), 8, shuffle=True, seed=5, pick_caption=True, twins=twins,
+                        twin_caption_share=share)
+    again.set_epoch(3)
+    assert [b.texts for b in again] == [b.texts for b in loader]  # drawn per (seed, epoch, graph)
+
+
+def test_twin_caption_share_is_refused_without_twins_or_outside_zero_to_one(two_twins):
+    store, twins = two_twins
+    with pytest.raises(ValueError, match="twin_caption_share"):
+        GraphLoader(GraphDataset(store), 8, pick_caption=True, twin_caption_share=0.5)
+    with pytest.raises(ValueError, match="twin_caption_share"):
+        GraphLoader(GraphDataset(store), 8, pick_caption=True, twins=twins, twin_caption_share=1.5)
