@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data, HeteroData
 
 from data.cache import BadItem, GraphBuilder, GraphCache, build_uncached
-from data.negatives import hard_negatives, held_out_in_text, statement_holds, twin_scene
+from data.negatives import hard_negatives, held_out_in_text, statement_holds, twin_scenes
 from data.store import GraphStore
 from data.synthetic import DEFAULT_WORLD, WORLDS, Scene, check_world, make_scene
 from graphs.build import build_graph, build_patch_graph
@@ -203,32 +203,73 @@ class SyntheticTwinBuilder(SyntheticBuilder):
     """Hard-negative images of the synthetic world: for scene k, the graph of its twin
     (`data.negatives.twin_scene`: one relation reversed), named like the scene.
 
+    With `variants` K > 1, up to K twins per scene (`twin_scenes`, each reversing
+    another relation): item k * K + v is twin v of scene k, named like the scene
+    with `#v` after it from v = 1 on (`twin_name`). With K = 1 (the default) the
+    items, names and cache key are the single twin's.
+
     The twin's one caption is true of it and false of the scene; its `negatives`
     hold the scene's own captions that are false of the twin (so those, and only
-    those, may contrast the twin). A scene with no clean twin is a counted skip.
+    those, may contrast the twin). A twin the scene does not have is a counted skip.
     """
 
-    def fingerprint(self) -> dict:
-        return {**super().fingerprint(), "source": "synthetic-twins", "negatives": []}
+    def __init__(self, *args, variants: int = 1, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if variants < 1:
+            raise ValueError(f"twins per scene must be at least 1, not {variants}")
+        self.variants = variants
+        self._made: tuple[int, list] | None = None  # the last scene's twins (its K items are built in a row)
 
-    def twin(self, index: int) -> tuple[Scene, Scene, str]:
-        """(scene, its twin, the twin's caption); BadItem when the scene has none."""
-        scene = self.scene(index)
-        made = twin_scene(scene, self.seed, self.canvas, self.held_out)
-        if made is None:
-            raise BadItem(f"{self.split}/{index}: no relation can be reversed cleanly")
-        return scene, made[0], made[2]
+    def __len__(self) -> int:
+        return self.size * self.variants
+
+    def fingerprint(self) -> dict:
+        fingerprint = {**super().fingerprint(), "source": "synthetic-twins", "negatives": []}
+        if self.variants > 1:
+            fingerprint["twins_per_scene"] = self.variants
+        return fingerprint
+
+    def twin(self, index: int) -> tuple[Scene, Scene, str, str]:
+        """(scene, its twin, the twin's caption, the scene's caption of the relation the twin
+        reverses) of item `index`; BadItem when the scene has no such twin."""
+        scene_index, variant = divmod(index, self.variants)
+        scene = self.scene(scene_index)
+        if self._made is None or self._made[0] != scene_index:
+            self._made = scene_index, twin_scenes(scene, self.seed, self.canvas, self.held_out, self.variants)
+        made = self._made[1]
+        if variant >= len(made):
+            which = "no relation" if not made else f"only {len(made)} relation(s)"
+            raise BadItem(f"{self.split}/{scene_index}: {which} can be reversed cleanly")
+        twin, reversed_caption, twin_caption = made[variant]
+        return scene, twin, twin_caption, reversed_caption
 
     def image_and_masks(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        _, twin, _ = self.twin(index)
+        _, twin, _, _ = self.twin(index)
         return twin.image, twin.masks if self.graph_type == "hetero" else None
 
     def build(self, index: int) -> tuple[HeteroData, str]:
-        scene, twin, twin_caption = self.twin(index)
+        scene, twin, twin_caption, reversed_caption = self.twin(index)
         graph = self.scene_graph(twin)
-        graph.captions = [twin_caption]
-        graph.negatives = [[c for c in scene.captions if not statement_holds(twin, c)]]
-        return graph, f"{self.split}/{index}"
+        # captions[1]: the scene's caption of the relation this twin reverses, true of the scene and
+        # false of the twin (`--twin-caption-share` gives it to the scene in place of a drawn caption)
+        graph.captions = [twin_caption, reversed_caption]
+        false_of_twin = [c for c in scene.captions if not statement_holds(twin, c)]
+        graph.negatives = [false_of_twin + [reversed_caption] * (reversed_caption not in false_of_twin), []]
+        scene_index, variant = divmod(index, self.variants)
+        return graph, twin_name(f"{self.split}/{scene_index}", variant)
+
+
+def twin_name(name: str, variant: int) -> str:
+    """The stored name of twin `variant` of the graph `name`: the graph's own for the first."""
+    return name if variant == 0 else f"{name}#{variant}"
+
+
+def twin_owner(name: str) -> tuple[str, int]:
+    """(the graph's name, the variant) of a stored twin's name (`twin_name` undone)."""
+    owner, mark, variant = name.rpartition("#")
+    if mark and variant.isdigit():
+        return owner, int(variant)
+    return name, 0
 
 
 def load_graphs(

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch_geometric.data import Batch, HeteroData
 
-from data.datasets import GraphDataset, batch_transform
+from data.datasets import GraphDataset, batch_transform, twin_owner
 from data.store import GraphStore, host_to_device
 from graphs.schema import DEFAULT_EDGE_SCHEMA
 
@@ -31,24 +31,52 @@ def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch * 101 + stream)
 
 
+# Streams of `epoch_generator`: 0 the order, 1 the caption draws, 2 the trainer's objectives,
+# 3 which twin of each graph joins the batch (with several per graph).
+TWIN_STREAM = 3
+PAIR_STREAM = 4
+
+
 @dataclass
 class Twins:
-    """Hard-negative images of a dataset (`SyntheticTwinBuilder`): `row[k]` is the row of
-    graph k's twin in `store`, -1 where it has none."""
+    """Hard-negative images of a dataset (`SyntheticTwinBuilder`): `row[k, v]` is the row of
+    graph k's twin v in `store`, -1 where it has none ([graphs, twins per graph])."""
 
     store: GraphStore
     row: torch.Tensor
 
     @classmethod
-    def align(cls, twins: GraphStore, graphs: GraphStore) -> Twins:
-        """Pair twins with the graphs of the same name."""
+    def align(cls, twins: GraphStore, graphs: GraphStore, variants: int = 1) -> Twins:
+        """Pair twins with the graphs of their names (`data.datasets.twin_owner`)."""
         position = {name: k for k, name in enumerate(graphs.names)}
-        row = torch.full((len(graphs),), -1, dtype=torch.long)
+        row = torch.full((len(graphs), variants), -1, dtype=torch.long)
         for k, name in enumerate(twins.names):
-            if name not in position:
+            owner, variant = twin_owner(name) if variants > 1 else (name, 0)
+            if owner not in position:
                 raise ValueError(f"twin {name!r} has no graph of that name")
-            row[position[name]] = k
+            if variant >= variants:
+                raise ValueError(f"twin {name!r} is variant {variant}, and there are {variants} per graph")
+            row[position[owner], variant] = k
         return cls(twins, row)
+
+    @property
+    def variants(self) -> int:
+        return self.row.shape[1]
+
+    def counts(self) -> list[int]:
+        """How many graphs have 0, 1, ..., `variants` twins."""
+        return torch.bincount((self.row >= 0).sum(1), minlength=self.variants + 1).tolist()
+
+    def pick(self, indices: torch.Tensor, draws: torch.Tensor | None) -> torch.Tensor:
+        """One twin row for each graph `indices` (-1 where it has none): with several, the
+        `draws` (uniform in [0, 1), one per graph) choose among those it has."""
+        rows = self.row[indices]
+        if self.variants == 1:
+            return rows[:, 0]
+        rows = rows.gather(1, (rows < 0).long().argsort(dim=1, stable=True))  # the graph's twins first
+        have = (rows >= 0).sum(1)
+        choice = (draws * have).long().clamp(max=(have - 1).clamp(min=0))
+        return torch.where(have > 0, rows.gather(1, choice[:, None])[:, 0], -1)
 
 
 def blocked_pairs(texts: list[str], owners: list[int], twins: GraphStore, rows: list[int], negatives: int):
@@ -84,9 +112,15 @@ class GraphLoader:
         caption_tokens: every caption tokenized, with a per-graph pointer
             (`GraphStore.caption_tokens`); batches then carry `text_tokens`
             gathered on the device instead of `texts`.
-        twins: hard-negative images; each batch then carries `twins` (the
-            twins of its graphs that have one), their captions after its own in
-            `texts`, and `blocked` (see `blocked_pairs`).
+        twins: hard-negative images; each batch then carries `twins` (one
+            twin of each of its graphs that has one: with several, one drawn per
+            (seed, epoch, graph)), their captions after its own in `texts`, and
+            `blocked` (see `blocked_pairs`).
+        twin_caption_share: the share of graphs with a twin in a batch whose
+            caption is, instead of the drawn one, the caption of the relation
+            their twin reverses (drawn per (seed, epoch, graph)): the batch then
+            holds both tellings of that relation, each true of one image and
+            false of the other.
         tokenize: texts -> token ids; each host batch then also carries
             `text_tokens`, its `texts` and then its `negative_texts` tokenized.
         workers: processes making host batches (0: the main process).
@@ -108,9 +142,12 @@ class GraphLoader:
         tokenize: Callable[[list[str]], torch.Tensor] | None = None,
         workers: int = 0,
         pin_memory: bool = False,
+        twin_caption_share: float = 0.0,
     ) -> None:
         if twins is not None and (caption_tokens is not None or not pick_caption):
             raise ValueError("twins need captions picked on the host (no caption_tokens)")
+        if not 0.0 <= twin_caption_share <= 1.0 or (twin_caption_share and twins is None):
+            raise ValueError(f"twin_caption_share {twin_caption_share}: a share in [0, 1], and twins to pair with")
         if workers and caption_tokens is not None:
             raise ValueError("a device-resident store makes its batches on the device: no loader workers")
         self.dataset, self.batch_size = dataset, batch_size
@@ -120,7 +157,7 @@ class GraphLoader:
         self.drop = batch_transform(getattr(dataset, "edge_schema", DEFAULT_EDGE_SCHEMA), dataset.drop_edge_types)
         self.epoch = 0
         self.caption_tokens = caption_tokens  # (tokens, pointer) of a device-resident store
-        self.twins = twins
+        self.twins, self.twin_caption_share = twins, twin_caption_share
         self.tokenize = tokenize
         self.workers, self.pin_memory = workers, pin_memory
         self.plans = EpochPlans(self)
@@ -193,7 +230,9 @@ class GraphLoader:
             if negatives is not None:  # the hard negatives of each chosen caption
                 batch.negative_texts = [text for i, k in chosen for text in negatives[i][k]]
             if self.twins is not None:
-                self.add_twins(batch, torch.tensor(plan.indices, dtype=torch.long))
+                twin_draws = torch.tensor(plan.twin_draws) if plan.twin_draws is not None else None
+                pair_draws = torch.tensor(plan.pair_draws) if plan.pair_draws is not None else None
+                self.add_twins(batch, torch.tensor(plan.indices, dtype=torch.long), twin_draws, pair_draws)
             if self.tokenize is not None:
                 batch.text_tokens = self.tokenize(batch.texts + list(getattr(batch, "negative_texts", [])))
         return batch
@@ -206,6 +245,18 @@ class GraphLoader:
         )
         draws = torch.rand(n, generator=epoch_generator(self.seed, self.epoch, 1)) if self.pick_caption else None
         return order, draws
+
+    def twin_draws(self) -> torch.Tensor | None:
+        """This epoch's draw per graph of which of its twins joins the batch (None with one twin per graph)."""
+        if self.twins is None or self.twins.variants == 1:
+            return None
+        return torch.rand(len(self.dataset), generator=epoch_generator(self.seed, self.epoch, TWIN_STREAM))
+
+    def pair_draws(self) -> torch.Tensor | None:
+        """This epoch's draw per graph of whether its caption is the one its twin reverses."""
+        if self.twins is None or not self.twin_caption_share:
+            return None
+        return torch.rand(len(self.dataset), generator=epoch_generator(self.seed, self.epoch, PAIR_STREAM))
 
     def rank_share(self, order, k: int):
         """This process's graphs of batch k (a slice of `order`, tensor or array)."""
@@ -239,11 +290,21 @@ class GraphLoader:
                 batch.text_tokens = tokens[pointer[index] + choice]
             yield batch
 
-    def add_twins(self, batch: HeteroData, indices: torch.Tensor) -> None:
-        rows = self.twins.row[indices]
+    def add_twins(
+        self,
+        batch: HeteroData,
+        indices: torch.Tensor,
+        draws: torch.Tensor | None = None,
+        pair_draws: torch.Tensor | None = None,
+    ) -> None:
+        rows = self.twins.pick(indices, draws)
         owners = (rows >= 0).nonzero().view(-1).tolist()
         rows = rows[rows >= 0].tolist()
         store = self.twins.store
+        if pair_draws is not None:  # the owner told the relation its twin reverses (captions[1])
+            for owner, row in zip(owners, rows, strict=True):
+                if pair_draws[owner] < self.twin_caption_share:
+                    batch.texts[owner] = store.captions[row][1]
         if self.dataset.graph_type == "homo":
             graphs = [self.dataset.transform(store[r]) for r in rows]
             batch.twins = Batch.from_data_list(graphs)
@@ -264,12 +325,15 @@ class GraphLoader:
 
 @dataclass
 class BatchPlan:
-    """Batch k of an epoch: its graphs (this process's share) and their caption draws.
-    Plain lists: plans travel to loader workers by pickling."""
+    """Batch k of an epoch: its graphs (this process's share), their caption draws and, with
+    several twins per graph, the draws choosing their twins. Plain lists: plans travel to
+    loader workers by pickling."""
 
     position: int
     indices: list[int]
     draws: list[float] | None
+    twin_draws: list[float] | None = None
+    pair_draws: list[float] | None = None
 
 
 class EpochPlans(torch.utils.data.Sampler):
@@ -284,9 +348,16 @@ class EpochPlans(torch.utils.data.Sampler):
 
     def __iter__(self) -> Iterator[BatchPlan]:
         order, draws = self.loader.epoch_order()
+        twin_draws, pair_draws = self.loader.twin_draws(), self.loader.pair_draws()
         for k in range(self.start, len(self.loader)):
             indices = self.loader.rank_share(order, k)
-            yield BatchPlan(k, indices.tolist(), draws[indices].tolist() if draws is not None else None)
+            yield BatchPlan(
+                k,
+                indices.tolist(),
+                draws[indices].tolist() if draws is not None else None,
+                twin_draws[indices].tolist() if twin_draws is not None else None,
+                pair_draws[indices].tolist() if pair_draws is not None else None,
+            )
 
 
 class PlanDataset(torch.utils.data.Dataset):

@@ -5,7 +5,8 @@ certainly false for its scene: the relation told with subject and object
 swapped, the colours (or sizes) of its two objects swapped, and its words
 shuffled. `twin_scene` makes a hard-negative image: the same scene re-drawn
 with one relation reversed (its arrow turned round, or the two objects of a
-spatial relation in each other's places). `statement_holds` reads a caption
+spatial relation in each other's places); `twin_scenes` makes several, each
+reversing another relation. `statement_holds` reads a caption
 back against the scene graph, so every negative is checked before it is used
 (and the tests use it too).
 """
@@ -193,21 +194,27 @@ def _reversed_scenes(scene: Scene, rng: np.random.Generator, canvas: int):
             continue
 
 
-def twin_scene(
-    scene: Scene, seed: int = 0, canvas: int = 96, held_out: bool = False
-) -> tuple[Scene, str, str] | None:
-    """A hard-negative image for `scene`: the same objects with one relation reversed
-    (the arrow turned round when there is one, else two objects of a spatial relation
-    in each other's places), with a caption true of the scene and false of the twin
-    and the caption that is true of the twin and false of the scene.
+def twin_scenes(
+    scene: Scene, seed: int = 0, canvas: int = 96, held_out: bool = False, count: int = 1
+) -> list[tuple[Scene, str, str]]:
+    """Up to `count` hard-negative images for `scene`, each reversing another of its
+    relations: the same objects with that relation reversed (the arrow turned round
+    when there is one, then two objects of a spatial relation in each other's
+    places, in an order drawn from the scene), each with a caption true of the scene
+    and false of the twin and the caption that is true of the twin and false of the
+    scene. The first is `twin_scene`'s.
 
     Each candidate is checked with `statement_holds` both ways, and a swap that
-    makes objects overlap, hide or leave the canvas is refused; None when no relation
+    makes objects overlap, hide or leave the canvas is refused, as is a twin drawn
+    the same as an earlier one; fewer than `count` (or none) when no more relations
     can be reversed cleanly. With `held_out` (world v4's held-out combinations), a
     twin that would show one of them is refused too.
     """
     rng = np.random.default_rng([seed, len(scene.objects), *np.asarray(scene.image[::16, ::16, 0]).ravel()[:8]])
     unique = [sum(o.phrase == p.phrase for o in scene.objects) == 1 for p in scene.objects]
+    made: list[tuple[Scene, str, str]] = []
+    if count < 1:
+        return made
     for twin, (s, p, o) in _reversed_scenes(scene, rng, canvas):
         if not (unique[s] and unique[o]) or len(twin.objects) != len(scene.objects):
             continue
@@ -215,12 +222,30 @@ def twin_scene(
             continue
         if held_out and held_out_facts(twin.objects, twin.triplets):
             continue
+        if any(np.array_equal(twin.image, earlier.image) for earlier, _, _ in made):
+            continue  # another relation between the same two objects: the same picture
         true = describe_triplet(scene, (s, p, o))
         swapped = describe_triplet(scene, (o, p, s))
         if statement_holds(scene, true) and not statement_holds(twin, true):
             if statement_holds(twin, swapped) and not statement_holds(scene, swapped):
-                return twin, true, swapped
-    return None
+                made.append((twin, true, swapped))
+                if len(made) == count:  # stop before drawing another candidate
+                    break
+    return made
+
+
+def twin_scene(
+    scene: Scene, seed: int = 0, canvas: int = 96, held_out: bool = False
+) -> tuple[Scene, str, str] | None:
+    """A hard-negative image for `scene`: the same objects with one relation reversed
+    (the arrow turned round when there is one, else two objects of a spatial relation
+    in each other's places), with a caption true of the scene and false of the twin
+    and the caption that is true of the twin and false of the scene; None when no
+    relation can be reversed cleanly. The first of `twin_scenes`, which says what is
+    checked.
+    """
+    made = twin_scenes(scene, seed, canvas, held_out, count=1)
+    return made[0] if made else None
 
 
 def held_out_in_text(text: str) -> bool:

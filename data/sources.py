@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -12,6 +13,8 @@ from data.datasets import DEFAULT_SIZES, GraphDataset, SyntheticBuilder, Synthet
 from data.loader import Twins
 from data.store import GraphStore
 from graphs.featurizers import Featurizer
+
+LOG = logging.getLogger("semgraph")
 
 DATASETS = ("synthetic", "coco", "images")
 
@@ -173,9 +176,10 @@ def open_dataset(options: DataOptions, split: str, progress: bool = True) -> Gra
     return GraphDataset(store, options.graph_type, options.drop_edge_types, options.edge_schema)
 
 
-def open_twins(options: DataOptions, graphs: GraphStore, progress: bool = True) -> Twins:
-    """The hard-negative images of the synthetic training split, paired with its graphs;
-    scenes with no relation to reverse have none (a counted, logged skip)."""
+def open_twins(options: DataOptions, graphs: GraphStore, progress: bool = True, variants: int = 1) -> Twins:
+    """The hard-negative images of the synthetic training split, up to `variants` per scene (each
+    reversing another relation), paired with its graphs; a twin a scene does not have is a
+    counted skip, and how many scenes have 0, 1, ..., `variants` twins is logged."""
     if options.dataset != "synthetic":
         raise ValueError("hard-negative images exist for the synthetic world only")
     builder = SyntheticTwinBuilder(
@@ -187,6 +191,14 @@ def open_twins(options: DataOptions, graphs: GraphStore, progress: bool = True) 
         featurizer=make_featurizer(options),
         world=options.world,
         held_out=options.held_out_combinations,
+        variants=variants,
     )
     store = load_graphs(builder, options.cache_dir, options.use_cache, options.workers, "skip", progress)
-    return Twins.align(store, graphs)
+    twins = Twins.align(store, graphs, variants)
+    counts = twins.counts()
+    LOG.info(
+        "twins per scene (of %d scenes): %s",
+        len(graphs),
+        ", ".join(f"{n}: {count} ({100 * count / max(1, len(graphs)):.0f} %)" for n, count in enumerate(counts)),
+    )
+    return twins

@@ -45,6 +45,7 @@ LOWER_BOUNDS = (
     ("vision_image_size", 1, True),
     ("threads", 1, True),
     ("log_every", 1, True),
+    ("twins_per_scene", 1, True),
 )
 
 
@@ -183,6 +184,16 @@ def objective_problems(args: argparse.Namespace, world_size: int) -> list[str]:
             out.append(f"{names} need host batches (their texts are tokenized per batch): drop --data-on-device")
         if args.objective == "mim":
             out.append(f"{names} are extra texts, and --objective mim reads no text")
+    twins = getattr(args, "twins_per_scene", 1)
+    if twins > 1 and not args.hard_negative_images:
+        out.append(f"--twins-per-scene {twins} makes hard-negative images (twins): it needs --hard-negative-images")
+    share = getattr(args, "twin_caption_share", 0.0)
+    if not 0.0 <= share <= 1.0:
+        out.append(f"--twin-caption-share {share}: a share of the scenes, in [0, 1]")
+    elif share and not args.hard_negative_images:
+        out.append(
+            f"--twin-caption-share {share} tells a scene what its twin reverses: it needs --hard-negative-images"
+        )
     if args.graph_type == "homo" and uses_mim(args):
         out.append(
             "masked-token modelling (--objective mim, --mim-weight) hides object tokens; homo graphs have one "

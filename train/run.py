@@ -139,6 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
         "objects in each other's places), as an extra image with its own caption, so the image side is "
         "pushed too (Winoground's image score); synthetic world only",
     )
+    optim.add_argument(
+        "--twins-per-scene",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --hard-negative-images: make up to K twins of each scene, each reversing another relation "
+        "(a scene with an arrow then also gets spatial twins); each batch still carries one twin per scene, "
+        "drawn among its twins every epoch",
+    )
+    optim.add_argument(
+        "--twin-caption-share",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="with --hard-negative-images: for this share of the scenes whose twin is in a batch (drawn per scene "
+        "and epoch), the scene's caption is the relation its twin reverses, so the batch holds both tellings, "
+        "each true of one image and false of the other (default 0: a caption drawn from the scene's own)",
+    )
     optim.add_argument("--tokenprop-weight", type=float, default=0.0, help="TokenProp reconstruction loss weight")
     optim.add_argument("--mim-weight", type=float, default=0.0, help="masked-token loss weight beside the CLIP loss")
     optim.add_argument("--mim-clusters", type=int, default=64, help="K of the K-means token targets")
@@ -429,10 +447,13 @@ class Trainer:
             world_size=world.size,
             pick_caption=True,
             caption_tokens=caption_tokens,
-            twins=open_twins(options, self.train_set.store, self.progress) if args.hard_negative_images else None,
+            twins=open_twins(options, self.train_set.store, self.progress, args.twins_per_scene)
+            if args.hard_negative_images
+            else None,
             tokenize=None if args.objective == "mim" or args.data_on_device else self.model.text_encoder.tokenizer,
             workers=args.loader_workers,
             pin_memory=self.device.type == "cuda",
+            twin_caption_share=args.twin_caption_share if args.hard_negative_images else 0.0,
         )
         if len(self.loader) == 0:
             raise ValueError(

@@ -198,14 +198,16 @@ def train_losses(out):
     return [json.loads(line)["train_loss"] for line in (out / "results.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("objective", ["clip", "mim"])
+@pytest.mark.parametrize("objective", ["clip", "mim", "two-twins"])
 def test_a_run_stopped_inside_an_epoch_resumes_to_the_same_numbers(tmp_path, objective):
     """Stopped after step 4 (the first batch of epoch 2 of 3 steps each), resumed: every
-    deterministic figure equals the uninterrupted run's, the epoch's train_loss and the
-    MIM hiding draws of the rest of the epoch included."""
+    deterministic figure equals the uninterrupted run's, the epoch's train_loss, the
+    MIM hiding draws and the twins drawn for the rest of the epoch included."""
     extra = ["--epochs", "2", "--save-every-steps", "1", "--keep-step-checkpoints", "0"]
     if objective == "mim":
         extra += ["--objective", "mim", "--mim-clusters", "4"]
+    if objective == "two-twins":
+        extra += ["--hard-negatives", "relation", "--hard-negative-images", "--twins-per-scene", "2"]
     whole = tmp_path / "whole"
     expected = main(argv(tmp_path, whole, *extra))
     stopped = tmp_path / "stopped"
