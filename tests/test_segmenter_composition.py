@@ -1,5 +1,6 @@
 """The synthetic suites scored with each token source: exact masks, or the drawn images segmented."""
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from segmenter_composition import main as bench_main  # noqa: E402
 
 from evaluate.compositional import main as compositional_main  # noqa: E402
+from evaluate.compositional import synthetic_token_source  # noqa: E402
+from evaluate.run_config import RunSettings  # noqa: E402
 from evaluate.suites import scene_of_ref, synthetic_suite  # noqa: E402
 from graphs.tokens import segment_image  # noqa: E402
 
@@ -49,6 +52,24 @@ def test_a_synthetic_suite_keeps_its_exact_masks_unless_a_token_source_is_given(
     with pytest.raises(SystemExit, match="a tokens file names image files"):
         tokens = ["--token-source", "tokens", "--tokens-file", "t.jsonl", "--override-checkpoint-config"]
         compositional_main(suite_argv(checkpoint, tmp_path, *tokens))
+
+
+def test_only_a_given_token_source_tokenizes_drawn_images_and_only_a_run_on_exact_masks_needs_the_override():
+    def chosen(dataset, given, suites=("relation-swap",), override=False):
+        args = argparse.Namespace(token_source=given or "felzenszwalb")
+        settings = RunSettings(args, {"dataset": dataset, "token_source": "felzenszwalb"}, "params", override=override)
+        explicit = {"token_source"} if given else set()
+        return synthetic_token_source(args, explicit, settings, list(suites)), settings.differs
+
+    assert chosen("synthetic", None) == ("exact", {})
+    assert chosen("images", None) == ("exact", {})
+    assert chosen("synthetic", "slic", suites=("suite.jsonl",)) == ("exact", {})  # file images: the run's source
+    assert chosen("images", "felzenszwalb") == ("felzenszwalb", {})  # the run's own segmenter: nothing differs
+    for dataset in ("synthetic", "coco"):
+        with pytest.raises(ValueError, match="while the run trained on exact masks"):
+            chosen(dataset, "slic")
+        given = {"token_source": {"run": "exact", "given": "slic", "shapes_graphs": True}}
+        assert chosen(dataset, "slic", override=True) == ("slic", given)
 
 
 def test_the_bench_scores_each_token_source_on_the_same_items(checkpoint, tmp_path):
