@@ -6,12 +6,13 @@ file's features), with the run's relation cap, graph type and dropped edge
 types. A tokens file is looked up by the image's path relative to the suite's
 root (a benchmark's folder, or the suite file's); a line named by a shorter
 path (a basename) is used when no other image of the suite ends the same
-way. A drawn synthetic image (`synthetic`, `layout`) keeps its exact masks,
-shape labels and triplets, unless `synthetic_tokens` names a token source
-(a segmenter, or Mask R-CNN): then its pixels are tokenized by it, with
-geometric relations as for any image. A `box` crops the image the way PIL's `Image.crop((x, y, x + w, y + h))`
-does, as ARO crops: corners rounded, black outside the image; full-size masks
-from a tokens file are cropped with the same box (False outside).
+way. A drawn synthetic image (`synthetic`, `layout`) keeps its exact
+masks, shape labels and triplets, unless `synthetic_tokens` names a token
+source (a segmenter, or Mask R-CNN): then its pixels are tokenized by it,
+with geometric relations as for any image. A `box` crops the image the way
+PIL's `Image.crop((x, y, x + w, y + h))` does, as ARO crops: corners
+rounded, black outside the image; full-size masks from a tokens file are
+cropped with the same box (False outside).
 """
 
 from __future__ import annotations
