@@ -9,8 +9,12 @@ the `--token-source` segmenters); each object of the scene is matched with the
 region of highest IoU. Per setting: the mean of those best IoUs over all
 objects, the share of objects found (best IoU >= 0.5), regions per image, and
 the share of arrows found (a region with IoU >= 0.5 against the arrow's
-pixels). The first setting of felzenszwalb and of slic is the project's
-default. It measures token masks only; composition on those tokens needs a
+pixels). Background regions (under half their pixels inside any object) are
+counted per image, and how many of them touch the image border or cover at
+least a tenth of it, next to how many object regions do: what a rule dropping
+border regions would remove. The first setting of felzenszwalb and of slic,
+and the second of quickshift, are the project's `--token-source` settings.
+It measures token masks only; composition on those tokens needs a
 trained checkpoint and evaluate.compositional with --token-source.
 """
 
@@ -34,7 +38,7 @@ SETTINGS = {
     "quickshift": [{"kernel_size": 3, "max_dist": 6}, {"kernel_size": 5, "max_dist": 10}],
     "watershed": [{"markers": 16}, {"markers": 32}, {"markers": 64}],
 }
-MIN_AREA, MAX_REGIONS, FOUND = 0.005, 32, 0.5
+MIN_AREA, MAX_REGIONS, FOUND, BORDER_SHARE = 0.005, 32, 0.5, 0.1
 
 
 def segment(image: np.ndarray, method: str, setting: dict) -> np.ndarray:
@@ -70,6 +74,26 @@ def best_iou(targets: np.ndarray, regions: np.ndarray) -> np.ndarray:
     return (inter / np.maximum(union, 1)).max(axis=1)
 
 
+def border_share(masks: np.ndarray) -> np.ndarray:
+    """For each mask [n, H, W], the share of the image's border pixels it covers."""
+    border = np.zeros(masks.shape[1:], bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    return masks[:, border].sum(axis=1) / border.sum()
+
+
+def background_counts(targets: np.ndarray, regions: np.ndarray) -> dict[str, int]:
+    """Regions under half inside any target mask (background) and object regions, each also
+    counted when touching the border and when covering at least BORDER_SHARE of it."""
+    inside = (targets[:, None] & regions[None]).sum(axis=(2, 3)).max(axis=0) / regions.sum(axis=(1, 2))
+    background, share = inside < 0.5, border_share(regions)
+    counts = {}
+    for name, kind in (("background", background), ("object", ~background)):
+        counts[f"{name}_regions"] = int(kind.sum())
+        counts[f"{name}_on_border"] = int((kind & (share > 0)).sum())
+        counts[f"{name}_border_share"] = int((kind & (share >= BORDER_SHARE)).sum())
+    return counts
+
+
 def arrow_pixels(scene: Scene, canvas: int) -> np.ndarray:
     """The drawn arrows' masks [a, H, W], visible parts (objects are drawn over them)."""
     full = np.stack([o.mask(canvas) for o in scene.objects])
@@ -84,11 +108,12 @@ def measure(world: str, scenes: int, seed: int = 0, canvas: int = 96) -> list[di
     rows = []
     for method, settings in SETTINGS.items():
         for setting in settings:
-            ious, regions, arrows = [], [], []
+            ious, regions, arrows, kinds = [], [], [], []
             for scene in drawn:
                 found = segment(scene.image, method, setting)
                 ious.extend(best_iou(scene.masks, found).tolist())
                 regions.append(len(found))
+                kinds.append(background_counts(scene.masks, found))
                 if scene.arrows:
                     arrows.extend((best_iou(arrow_pixels(scene, canvas), found) >= FOUND).tolist())
             rows.append(
@@ -102,21 +127,28 @@ def measure(world: str, scenes: int, seed: int = 0, canvas: int = 96) -> list[di
                     "arrows": len(arrows),
                     "arrows_found": float(np.mean(arrows)) if arrows else None,
                 }
+                | {f"{key}_per_image": float(np.mean([k[key] for k in kinds])) for key in kinds[0]}
             )
     return rows
 
 
 def format_rows(rows: list[dict]) -> str:
     lines = [
-        "| segmenter | setting | mean best IoU | objects found (IoU >= 0.5) | regions / image | arrows found |",
-        "|---|---|---|---|---|---|",
+        "| segmenter | setting | mean best IoU | objects found (IoU >= 0.5) | regions / image | arrows found "
+        f"| background regions / image: all, on the border, >= {BORDER_SHARE:.0%} of it | object regions, same |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         setting = ", ".join(f"{k}={v}" for k, v in row["setting"].items())
         arrows = "–" if row["arrows_found"] is None else f"{100 * row['arrows_found']:.0f} % of {row['arrows']}"
         lines.append(
             f"| {row['segmenter']} | {setting} | {row['mean_best_iou']:.3f} | {100 * row['objects_found']:.1f} % "
-            f"of {row['objects']} | {row['regions_per_image']:.1f} | {arrows} |"
+            f"of {row['objects']} | {row['regions_per_image']:.1f} | {arrows} | "
+            + " | ".join(
+                ", ".join(f"{row[f'{kind}_{key}_per_image']:.1f}" for key in ("regions", "on_border", "border_share"))
+                for kind in ("background", "object")
+            )
+            + " |"
         )
     return "\n".join(lines)
 

@@ -99,7 +99,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--token-source",
         choices=TOKEN_SOURCES,
         default="felzenszwalb",
-        help="--dataset images: segmenter, a tokens file, or Mask R-CNN",
+        help="--dataset images: a segmenter (felzenszwalb, slic, quickshift), a tokens file, or Mask R-CNN; "
+        "evaluate.compositional: also what tokenizes the synthetic suites' drawn images (default: exact masks)",
     )
     data.add_argument("--tokens-file", help="JSON lines of masks (COCO RLE) and triplets per image")
     data.add_argument("--maskrcnn-weights", help="local torchvision Mask R-CNN weights")

@@ -19,7 +19,16 @@ from graphs.build import build_graph, build_patch_graph
 from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
 from graphs.masks import Masks
-from graphs.tokens import SEGMENTERS, ImageTokens, MaskRCNNSource, read_tokens_file, segment_image
+from graphs.tokens import (
+    MAX_REGIONS,
+    MIN_AREA,
+    SEGMENTER_SETTINGS,
+    SEGMENTERS,
+    ImageTokens,
+    MaskRCNNSource,
+    read_tokens_file,
+    segment_image,
+)
 
 TOKEN_SOURCES = (*SEGMENTERS, "tokens", "maskrcnn")
 LOG = logging.getLogger("semgraph")
@@ -62,6 +71,11 @@ def read_captions_file(path: str | Path) -> dict[str, list[str]]:
     if repeated:
         LOG.info("%s: %d file names appear on more than one line; their captions are combined", path, len(repeated))
     return captions
+
+
+def segmenter_fingerprint(kind: str) -> dict:
+    """A segmenter token source's settings, as its cache key holds them."""
+    return {**SEGMENTER_SETTINGS[kind], "min_area": MIN_AREA, "max_regions": MAX_REGIONS}
 
 
 class TokenSource:
@@ -109,6 +123,7 @@ class TokenSource:
             "tokens_file": file_digest(self.tokens_file) if self.tokens_file else None,
             "maskrcnn_weights": file_digest(self.maskrcnn_weights) if self.maskrcnn_weights else None,
             "max_objects": self.max_objects if self.kind == "tokens" else None,
+            "segmenter": segmenter_fingerprint(self.kind) if self.kind in SEGMENTERS else None,
         }
 
     def __call__(self, name: str, image: np.ndarray, path: Path | None = None) -> ImageTokens:

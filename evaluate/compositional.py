@@ -12,7 +12,12 @@ one's own rules and headline, and their records name their files' sha256.
 Images are turned into graphs as the checkpoint's run built its own (graph
 type, edge schema, dropped edge types, featurizer and backbone, relation cap,
 token source, tokens file: evaluate.run_config); a flag that contradicts the
-run is refused unless --override-checkpoint-config. A layout the renderer
+run is refused unless --override-checkpoint-config. The synthetic suites'
+drawn images keep their exact masks, labels and triplets; --token-source
+given on the command line tokenizes them instead (graphs unlike those of a
+run that trained on exact masks: that needs --override-checkpoint-config).
+Each result records its `token_source` (`exact` for exact masks) and its
+object tokens per image. A layout the renderer
 cannot draw is skipped, counted and named; any other bad item is an error
 naming the suite and the item.
 """
@@ -22,11 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch_geometric.data import Batch
+from torch_geometric.data import Batch, HeteroData
 
 from data.cache import BadItem
 from data.sources import DataOptions
@@ -35,10 +41,12 @@ from evaluate.benchmarks import BENCHMARKS, load_benchmark
 from evaluate.intervals import add_intervals, format_intervals
 from evaluate.ref_graphs import RefGraphs
 from evaluate.report import benchmark_result, format_benchmark
-from evaluate.run_config import add_graph_arguments, run_params, settings_from_run
+from evaluate.run_config import OVERRIDE_FLAG, RunSettings, add_graph_arguments, run_params, settings_from_run
 from evaluate.suites import SYNTHETIC_SUITES, UndrawableLayout, read_suite, synthetic_suite, world_of, write_suite
+from graphs.schema import OBJECT
 from models import GraphCLIP
 from train.checkpoint import load_checkpoint, model_from_checkpoint
+from train.config import explicit_flags
 from train.distributed import device_from_flag
 
 # The flags of how images become graphs; each defaults to the checkpoint's run.
@@ -71,7 +79,7 @@ def ref_key(ref: dict) -> str:
 def embed_items(
     model: GraphCLIP,
     items: list[dict],
-    graphs: RefGraphs,
+    graphs: Callable[[dict], HeteroData],
     device: torch.device,
     batch_size: int = 128,
     where: str = "suite",
@@ -223,10 +231,12 @@ def evaluate_suite(
     seed: int = 0,
     benchmark_root: Path | None = None,
     world: str | None = None,
+    synthetic_tokens: str = "exact",
     **benchmark_options,
 ) -> dict:
     """Score one suite with graphs built as the run built its own (`settings`: its DataOptions or params);
-    the synthetic suites are drawn in `world` (default: the run's world).
+    the synthetic suites are drawn in `world` (default: the run's world), their images keeping their
+    exact masks and triplets, or tokenized by the token source `synthetic_tokens`.
 
     Items with a layout the renderer cannot draw are skipped, counted and named in `skipped`.
     """
@@ -234,8 +244,15 @@ def evaluate_suite(
     items, root = load_items(suite, count, seed, benchmark_root, world_options, **benchmark_options)
     key_root = Path(benchmark_root) if suite in BENCHMARKS else root
     where = f"{suite} in {benchmark_root}" if suite in BENCHMARKS else suite
-    graphs = RefGraphs(model, settings, root, key_root, suite_files(items))
-    images, texts, undrawn = embed_items(model, items, graphs, device, where=where)
+    graphs = RefGraphs(model, settings, root, key_root, suite_files(items), synthetic_tokens)
+    object_tokens: list[int] = []
+
+    def counted(ref: dict):
+        graph = graphs(ref)
+        object_tokens.append(int(graph[OBJECT].num_nodes))
+        return graph
+
+    images, texts, undrawn = embed_items(model, items, counted, device, where=where)
     kept, skipped = [], []
     for number, item in enumerate(items, 1):
         reasons = [undrawn[ref_key(ref)] for ref in item.get("images", [item.get("image")]) if ref_key(ref) in undrawn]
@@ -247,9 +264,37 @@ def evaluate_suite(
         result = benchmark_result(suite, kept, images, texts, benchmark_root)
     else:
         result = {"suite": suite, "world": world_options, **add_intervals(score(kept, images, texts))}
+    if graphs.graph_type == "patch":
+        result["token_source"] = None
+    else:
+        result["token_source"] = synthetic_tokens if suite in SYNTHETIC_SUITES else graphs.options.token_source
+    result["object_tokens_per_image"] = float(np.mean(object_tokens)) if object_tokens else None
     if skipped:
         result["skipped"] = {"count": len(skipped), "items": skipped}
     return result
+
+
+def synthetic_token_source(
+    args: argparse.Namespace, explicit: set[str], settings: RunSettings, suites: list[str]
+) -> str:
+    """What tokenizes the synthetic suites' drawn images: ``exact`` masks, or --token-source when the
+    command line gives it. A run that trained on exact masks (any dataset but an image folder) then
+    scores graphs unlike its own: refused without --override-checkpoint-config, else recorded."""
+    if "token_source" not in explicit or not any(suite in SYNTHETIC_SUITES for suite in suites):
+        return "exact"
+    if args.token_source == "tokens":
+        raise ValueError(
+            "--token-source tokens: a tokens file names image files, and the synthetic suites' images are drawn; "
+            "write them as files with bench/export_suite_images.py and score its suite.jsonl"
+        )
+    if settings.params.get("dataset", "synthetic") != "images":
+        if not settings.override:
+            raise ValueError(
+                f"--token-source {args.token_source}: the synthetic suites' images would be tokenized by it, "
+                f"while the run trained on exact masks; pass {OVERRIDE_FLAG} to score anyway (recorded)"
+            )
+        settings.differs["token_source"] = {"run": "exact", "given": args.token_source, "shapes_graphs": True}
+    return args.token_source
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,6 +350,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             raise ValueError("--checkpoint is required to evaluate")
         state = load_checkpoint(args.checkpoint)
         settings = settings_from_run(parser, argv, args, *run_params(state, args.checkpoint))
+        synthetic_tokens = synthetic_token_source(args, explicit_flags(parser, argv), settings, args.suite)
         device = device_from_flag(args.device)
         model = model_from_checkpoint(state).to(device)
         results = [
@@ -318,6 +364,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     args.seed,
                     args.benchmark_root,
                     args.world,
+                    synthetic_tokens,
                     **(options if suite in BENCHMARKS else {}),
                 ),
                 **settings.record(),

@@ -6,9 +6,13 @@ file's features), with the run's relation cap, graph type and dropped edge
 types. A tokens file is looked up by the image's path relative to the suite's
 root (a benchmark's folder, or the suite file's); a line named by a shorter
 path (a basename) is used when no other image of the suite ends the same
-way. A `box` crops the image the way PIL's `Image.crop((x, y, x + w, y + h))`
-does, as ARO crops: corners rounded, black outside the image; full-size masks
-from a tokens file are cropped with the same box (False outside).
+way. A drawn synthetic image (`synthetic`, `layout`) keeps its exact
+masks, shape labels and triplets, unless `synthetic_tokens` names a token
+source (a segmenter, or Mask R-CNN): then its pixels are tokenized by it,
+with geometric relations as for any image. A `box` crops the image the way
+PIL's `Image.crop((x, y, x + w, y + h))` does, as ARO crops: corners
+rounded, black outside the image; full-size masks from a tokens file are
+cropped with the same box (False outside).
 """
 
 from __future__ import annotations
@@ -96,6 +100,8 @@ class RefGraphs:
         root: what a relative `file` is relative to.
         key_root: what tokens-file names are relative to (default: `root`).
         files: every `file` of the suite, to find names that a tokens-file line would fit twice.
+        synthetic_tokens: ``exact`` (drawn images keep their exact masks and triplets), or the token
+            source that tokenizes them (any but ``tokens``: a tokens file names image files).
     """
 
     def __init__(
@@ -105,8 +111,18 @@ class RefGraphs:
         root: Path,
         key_root: Path | None = None,
         files: Iterable[str] = (),
+        synthetic_tokens: str = "exact",
     ) -> None:
+        if synthetic_tokens == "tokens":
+            raise ValueError(
+                "a tokens file names image files, and the synthetic suites' images are drawn: write them as "
+                "files with bench/export_suite_images.py and score its suite.jsonl"
+            )
         options = settings if isinstance(settings, DataOptions) else options_from_params(settings)
+        self.synthetic_tokens = synthetic_tokens
+        self._synthetic_source = None
+        if synthetic_tokens != "exact":
+            self._synthetic_source = TokenSource(synthetic_tokens, maskrcnn_weights=options.maskrcnn_weights)
         self.options, self.root, self.key_root = options, Path(root), Path(key_root or root)
         self.graph_type = options.graph_type
         self.transform = graph_transform(options.graph_type, options.drop_edge_types, options.edge_schema)
@@ -144,6 +160,9 @@ class RefGraphs:
             return path_key(str(path))
 
     def scene_graph(self, scene):
+        if self._synthetic_source is not None:
+            tokens = self._synthetic_source("drawn scene", scene.image)
+            return tokens_to_graph(scene.image, tokens, self.featurizer, self.options.max_relations)
         object_x, image_x = self.featurizer(scene.image, scene.masks)
         return build_graph(scene.image, scene.masks, scene.labels, scene.triplets, object_x=object_x, image_x=image_x)
 

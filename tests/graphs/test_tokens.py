@@ -7,10 +7,12 @@ import torch
 from pycocotools import mask as mask_utils
 from skimage.transform import resize
 
+from data.images import TokenSource
+from data.synthetic import make_scene
 from graphs import PREDICATES, build_graph, check_graph
 from graphs.featurizers import BackboneFeaturizer, Featurizer, mask_pool
 from graphs.schema import OBJECT, RELATION
-from graphs.tokens import MaskRCNNSource, TokensFileError, read_tokens_file, segment_image
+from graphs.tokens import SEGMENTERS, MaskRCNNSource, TokensFileError, read_tokens_file, segment_image
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +20,7 @@ def photo():
     return (resize(skimage.data.astronaut(), (96, 96)) * 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("method", ["felzenszwalb", "slic"])
+@pytest.mark.parametrize("method", ["felzenszwalb", "slic", "quickshift"])
 def test_segmenter_masks_are_disjoint_large_enough_and_build(photo, method):
     tokens = segment_image(photo, method, min_area=0.01, max_regions=12)
     masks = tokens.masks
@@ -27,6 +29,48 @@ def test_segmenter_masks_are_disjoint_large_enough_and_build(photo, method):
     assert masks.sum(axis=(1, 2)).min() >= 0.01 * 96 * 96
     assert list(masks.sum(axis=(1, 2))) == sorted(masks.sum(axis=(1, 2)), reverse=True)
     check_graph(build_graph(photo, masks))
+
+
+@pytest.mark.parametrize("world", ["v3", "v4"])
+def test_quickshift_finds_every_object_of_synthetic_scenes_whole(world):
+    for index in range(4):
+        scene = make_scene(0, "test", index, 96, world)
+        regions = segment_image(scene.image, "quickshift").masks
+        for mask in scene.masks:  # IoU counted pixel by pixel, each object against its best region
+            best = max(np.logical_and(mask, r).sum() / np.logical_or(mask, r).sum() for r in regions)
+            assert best > 0.9, (world, index)
+
+
+def test_quickshift_merges_small_regions_and_keeps_the_largest():
+    image = make_scene(0, "test", 4, 96, "v4").image  # six objects: about 17 regions of at least 0.5 %
+    everything = segment_image(image, "quickshift").masks
+    few = segment_image(image, "quickshift", min_area=0.03, max_regions=4).masks
+    assert len(everything) > 4 and len(few) == 4 and (few.sum(axis=0) <= 1).all()
+    assert few.sum(axis=(1, 2)).min() >= 0.03 * 96 * 96
+    assert list(few.sum(axis=(1, 2))) == sorted(few.sum(axis=(1, 2)), reverse=True)
+
+
+def test_unknown_segmenters_and_settings_are_refused_naming_the_valid_ones(photo):
+    with pytest.raises(ValueError, match="unknown segmenter 'watershed'; valid: felzenszwalb, slic, quickshift"):
+        segment_image(photo, "watershed")
+    with pytest.raises(ValueError, match="slic has no setting scale; its settings: n_segments, compactness"):
+        segment_image(photo, "slic", scale=100.0)
+    with pytest.raises(ValueError, match="unknown token source 'watershed'; valid: felzenszwalb, slic, quickshift"):
+        TokenSource("watershed")
+
+
+def test_a_segmenter_token_source_keys_the_cache_by_its_settings(photo):
+    keys = {kind: TokenSource(kind).fingerprint() for kind in SEGMENTERS}
+    assert keys["quickshift"]["segmenter"] == {
+        "kernel_size": 5,
+        "max_dist": 10.0,
+        "ratio": 0.5,
+        "min_area": 0.005,
+        "max_regions": 32,
+    }
+    assert len({json.dumps(key, sort_keys=True) for key in keys.values()}) == 3
+    tokens = TokenSource("quickshift")("photo.png", photo)
+    assert np.array_equal(tokens.masks, segment_image(photo, "quickshift", kernel_size=5, max_dist=10, ratio=0.5).masks)
 
 
 def rle(mask):
