@@ -38,7 +38,7 @@ from evaluate.report import benchmark_result, format_benchmark
 from evaluate.run_config import add_graph_arguments, run_params, settings_from_run
 from evaluate.suites import SYNTHETIC_SUITES, UndrawableLayout, read_suite, synthetic_suite, world_of, write_suite
 from models import GraphCLIP
-from train.checkpoint import load_checkpoint, model_from_checkpoint
+from models.checkpoint import load_checkpoint, model_from_checkpoint
 from train.distributed import device_from_flag
 
 # The flags of how images become graphs; each defaults to the checkpoint's run.

@@ -40,7 +40,7 @@ from graphs.schema import (
 )
 from graphs.seed import rank_matrix, to_edge_schema
 from graphs.transforms import DropEdgeTypes
-from train.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint
 
 
 def node_table(graph: nx.MultiDiGraph, label_names: Sequence[str] | dict[int, str] = ()) -> str:

@@ -33,18 +33,18 @@ from data.clusters import object_clusters
 from data.loader import GraphLoader, epoch_generator
 from data.negatives import NEGATIVE_KINDS
 from data.sources import open_twins
-from evaluate.retrieval import embed_dataset, format_table, one_caption_metrics, retrieval_metrics
 from graphs import SCHEMA_VERSION, encoder_inputs
 from models import BIAS_MODES, DEFAULT_CONFIG, GraphCLIP, load_config
 from models.attention import BIAS_INITS
+from models.checkpoint import check_state_fits, load_checkpoint
 from models.graph_encoder import POOLS, RELATION_FEATURES
 from models.text import load_text_checkpoint, open_clip_text_config, predicate_text_table
 from models.token_norm import TOKEN_NORMS
-from train.checkpoint import check_state_fits, load_checkpoint
 from train.config import explicit_flags, merge, read_config
 from train.distributed import World, barrier, close_world, device_from_flag, init_world
 from train.flags import validate
 from train.loop import EpochTotals, Objectives, make_optimizer, train_epoch, warmup_cosine
+from train.metrics import embed_dataset, format_table, one_caption_metrics, retrieval_metrics
 from train.rundir import LOG, RunDir, read_results
 
 # Flags a resumed run never takes from its params.json (the others come from it unless given again).
