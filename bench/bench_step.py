@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import train.run as run  # noqa: E402
+import train.trainer as trainer  # noqa: E402
 
 MODELS = {"default": "semgraph-tiny", "paper": "seed-paper"}
 
@@ -47,7 +48,7 @@ def measure(model_config: str, compile_model: bool, workers: int, args: argparse
     """One run; the last epoch's samples/s and data wait, compilations per epoch."""
     torch._dynamo.reset()
     epochs: list[dict] = []
-    train_epoch = run.train_epoch
+    train_epoch = trainer.train_epoch
 
     def counted_epoch(*positional, **keywords):
         before = frames_compiled()
@@ -55,7 +56,7 @@ def measure(model_config: str, compile_model: bool, workers: int, args: argparse
         epochs.append({**stats, "compilations": frames_compiled() - before})
         return stats
 
-    run.train_epoch = counted_epoch
+    trainer.train_epoch = counted_epoch
     try:
         with tempfile.TemporaryDirectory() as folder:
             argv = [
@@ -89,7 +90,7 @@ def measure(model_config: str, compile_model: bool, workers: int, args: argparse
             run.main(argv)
             wall = time.perf_counter() - started
     finally:
-        run.train_epoch = train_epoch
+        trainer.train_epoch = train_epoch
     last = epochs[-1]
     return {
         "model_config": model_config,

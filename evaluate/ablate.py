@@ -32,7 +32,7 @@ from evaluate.compositional import evaluate_suite  # noqa: E402
 from evaluate.run_config import options_from_params, run_params  # noqa: E402
 from evaluate.seed_stats import parse_seeds, run_cells, summarise, write_outputs  # noqa: E402
 from graphs.schema import DEFAULT_EDGE_SCHEMA, EDGE_SCHEMAS, schema_edge_types  # noqa: E402
-from train.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from models.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 
 SUITES = ("relation-swap", "attribute-swap", "word-order", "winoground-synthetic")
 COLUMNS = (

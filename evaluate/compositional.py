@@ -45,7 +45,7 @@ from evaluate.run_config import OVERRIDE_FLAG, RunSettings, add_graph_arguments,
 from evaluate.suites import SYNTHETIC_SUITES, UndrawableLayout, read_suite, synthetic_suite, world_of, write_suite
 from graphs.schema import OBJECT
 from models import GraphCLIP
-from train.checkpoint import load_checkpoint, model_from_checkpoint
+from models.checkpoint import load_checkpoint, model_from_checkpoint
 from train.config import explicit_flags
 from train.distributed import device_from_flag
 

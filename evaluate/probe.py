@@ -28,7 +28,7 @@ from data.loader import GraphLoader
 from data.sources import open_dataset
 from evaluate.run_config import add_run_data_arguments, run_params, settings_from_run
 from models import GraphCLIP
-from train.checkpoint import load_checkpoint, model_from_checkpoint
+from models.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 @torch.no_grad()

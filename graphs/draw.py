@@ -1,19 +1,23 @@
-"""A picture of a graph over its image: masks, boxes, tokens and typed edges."""
+"""A picture of a graph over its image: masks, boxes, tokens and typed edges.
+
+Drawn on `matplotlib.figure.Figure` objects, never through pyplot's global
+state: importing this module leaves the user's matplotlib backend as it was.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.patheffects as patheffects
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from torch_geometric.data import HeteroData
 
-matplotlib.use("Agg")
-import matplotlib.patheffects as patheffects  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from torch_geometric.data import HeteroData  # noqa: E402
-
-from graphs.schema import (  # noqa: E402
+from graphs.schema import (
     EDGE_TYPES,
     IMAGE,
     NODE_TYPES,
@@ -26,8 +30,8 @@ from graphs.schema import (  # noqa: E402
 )
 
 EDGE_COLOURS = {
-    **dict(zip(EDGE_TYPES, plt.get_cmap("tab10").colors, strict=False)),
-    **dict(zip(SEED_EDGE_TYPES, plt.get_cmap("Dark2").colors, strict=False)),
+    **dict(zip(EDGE_TYPES, matplotlib.colormaps["tab10"].colors, strict=False)),
+    **dict(zip(SEED_EDGE_TYPES, matplotlib.colormaps["Dark2"].colors, strict=False)),
 }
 NODE_STYLE = {OBJECT: ("o", "white"), RELATION: ("s", "gold"), IMAGE: ("*", "deepskyblue")}
 
@@ -51,12 +55,12 @@ def draw_graph(
     image: np.ndarray,
     data: HeteroData,
     masks: np.ndarray | None = None,
-    ax: plt.Axes | None = None,
+    ax: Axes | None = None,
     title: str | None = None,
     show_legend: bool = True,
     name_tokens: bool = False,
     object_labels: Sequence[str | None] | None = None,
-) -> plt.Axes:
+) -> Axes:
     """Draw `data` over `image`; masks (optional) are outlined in their box colour.
 
     `name_tokens` writes o0, o1, ... and r0, r1, ... beside the tokens (the rank
@@ -64,7 +68,7 @@ def draw_graph(
     picture; None or "" leaves a token unnamed), written in small type beside its circle.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 6))
+        ax = Figure(figsize=(6, 6)).subplots()
     height, width = image.shape[:2]
     ax.imshow(image)
     if masks is not None and len(masks):
@@ -72,7 +76,7 @@ def draw_graph(
             ax.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.8)
     for cx, cy, w, h in data[OBJECT].box.numpy() * np.array([width, height, width, height]):
         ax.add_patch(
-            plt.Rectangle((cx - w / 2, cy - h / 2), w, h, fill=False, edgecolor="white", linestyle=":", lw=0.8)
+            Rectangle((cx - w / 2, cy - h / 2), w, h, fill=False, edgecolor="white", linestyle=":", lw=0.8)
         )
     positions = token_positions(data, width, height)
     schema = edge_schema_of(data)
@@ -138,7 +142,7 @@ def draw_graph(
     return ax
 
 
-def draw_rank_matrix(matrix: np.ndarray, labels: list[str], ax: plt.Axes, title: str) -> plt.Axes:
+def draw_rank_matrix(matrix: np.ndarray, labels: list[str], ax: Axes, title: str) -> Axes:
     """A [T, T] rank matrix as a grid of numbers (rows = queries, columns = keys)."""
     top = max(int(matrix.max()), 1)
     ax.imshow(matrix, cmap="Blues", vmin=0, vmax=top + 1)
@@ -155,7 +159,7 @@ def draw_rank_matrix(matrix: np.ndarray, labels: list[str], ax: plt.Axes, title:
     return ax
 
 
-def draw_object_labels(ax: plt.Axes, positions: np.ndarray, labels: Sequence[str | None], height: int) -> None:
+def draw_object_labels(ax: Axes, positions: np.ndarray, labels: Sequence[str | None], height: int) -> None:
     """Each object's name just below its circle (above it near the bottom edge),
     small, black on a white halo; relation names sit above their squares, so the
     two kinds of label keep apart."""
@@ -190,11 +194,12 @@ def save_graph_picture(
 ) -> None:
     """Draw and save a PNG; with `rank_matrix` (matrix, token labels), the matrix beside the picture."""
     if rank_matrix is None:
-        fig, ax = plt.subplots(figsize=(8, 6), dpi=120)
+        fig = Figure(figsize=(8, 6), dpi=120)
+        ax = fig.subplots()
     else:
-        fig, (ax, matrix_ax) = plt.subplots(1, 2, figsize=(15, 6.5), dpi=120, gridspec_kw={"width_ratios": [1.25, 1]})
+        fig = Figure(figsize=(15, 6.5), dpi=120)
+        ax, matrix_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
         draw_rank_matrix(rank_matrix[0], rank_matrix[1], matrix_ax, "rank matrix (0 = no relationship)")
     draw_graph(image, data, masks, ax=ax, title=title, name_tokens=rank_matrix is not None, object_labels=object_labels)
     fig.tight_layout()
     fig.savefig(path, bbox_inches="tight")  # the legend sits outside the axes
-    plt.close(fig)

@@ -108,7 +108,7 @@ def test_a_suite_with_a_tokens_file_and_boxes_scores_with_the_files_masks(checkp
     assert results[0]["items"] == 2 and results[0]["differs_from_run"] == {}
 
     from evaluate.ref_graphs import RefGraphs
-    from train.checkpoint import load_checkpoint, model_from_checkpoint
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
 
     model = model_from_checkpoint(load_checkpoint(checkpoint))
     graphs = RefGraphs(model, {"token_source": "tokens", "tokens_file": str(tmp_path / "tokens.jsonl")}, tmp_path)
@@ -199,7 +199,7 @@ def test_a_backbone_run_scores_file_images_with_its_own_backbone(tmp_path):
     from data.sources import open_dataset
     from evaluate.ref_graphs import RefGraphs
     from evaluate.run_config import options_from_params, run_params
-    from train.checkpoint import load_checkpoint, model_from_checkpoint
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
     from train.run import main as train_main
 
     names = [f"{folder}/p{k}.png" for folder in ("a", "b") for k in range(6)]

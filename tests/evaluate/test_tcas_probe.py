@@ -44,7 +44,7 @@ def test_probe_learns_a_separable_label():
 def test_probe_of_a_trained_checkpoint(tmp_path):
     from helpers import train_tiny
 
-    from train.checkpoint import load_checkpoint, model_from_checkpoint
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
 
     train_tiny(tmp_path, tmp_path / "run")
     model = model_from_checkpoint(load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt"))

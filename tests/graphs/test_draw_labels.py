@@ -1,4 +1,4 @@
-"""Object tokens are named in graphs.inspect's picture (their category, colour and shape)."""
+"""Object tokens are named in the picture of `python -m tools.inspect_graph` (their category, colour and shape)."""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -8,8 +8,9 @@ from helpers import square_masks, write_coco
 from data.coco import CocoBuilder
 from data.synthetic import SHAPES, make_scene
 from graphs import build_graph
+from graphs.describe import object_names
 from graphs.draw import draw_graph
-from graphs.inspect import build_parser, object_names, synthetic_colours
+from tools.inspect_graph import build_parser, synthetic_colours
 
 
 def drawn_texts(image, graph, labels):

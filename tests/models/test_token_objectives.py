@@ -106,7 +106,8 @@ def test_object_clusters_are_cached(tmp_path, monkeypatch):
 
 
 def test_mim_pretraining_then_init_from(tmp_path):
-    from train.run import build_model, parse_args
+    from train.model_from_flags import build_model
+    from train.run import parse_args
 
     train_tiny(tmp_path, tmp_path / "mim", "--objective", "mim", "--mim-clusters", "4")
     record = json.loads((tmp_path / "mim" / "results.jsonl").read_text().splitlines()[-1])

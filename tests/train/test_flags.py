@@ -175,7 +175,7 @@ def shared_cache(tmp_path_factory):
 def test_every_option_works_through_each_data_path_or_is_refused(
     tmp_path, capsys, monkeypatch, shared_cache, path, option
 ):
-    import train.run
+    import train.trainer
     from data.loader import GraphLoader
 
     flags, happened = OPTIONS[option]
@@ -186,7 +186,7 @@ def test_every_option_works_through_each_data_path_or_is_refused(
         assert NOT_SERVED[path, option] in capsys.readouterr().err
         return
     seen = {"batches": []}
-    iterate, train_epoch = GraphLoader.iterate, train.run.train_epoch
+    iterate, train_epoch = GraphLoader.iterate, train.trainer.train_epoch
 
     def recording_iterate(self, start=0):
         for batch in iterate(self, start):
@@ -198,7 +198,7 @@ def test_every_option_works_through_each_data_path_or_is_refused(
         return train_epoch(*args, **kwargs)
 
     monkeypatch.setattr(GraphLoader, "iterate", recording_iterate)
-    monkeypatch.setattr(train.run, "train_epoch", recording_train_epoch)
+    monkeypatch.setattr(train.trainer, "train_epoch", recording_train_epoch)
     final = main(argv)
     seen["params"] = json.loads((tmp_path / "run" / "params.json").read_text())
     seen["run"] = tmp_path / "run"

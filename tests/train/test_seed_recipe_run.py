@@ -33,7 +33,7 @@ def test_text_relation_features_train_and_travel_in_the_checkpoint(tmp_path):
     import torch
 
     from graphs.schema import PREDICATES
-    from train.checkpoint import load_checkpoint, model_from_checkpoint
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
 
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="untrained"):

@@ -1,20 +1,21 @@
-"""Look at one graph: `python -m graphs.inspect --index 3`.
+"""Look at one graph: `python -m tools.inspect_graph --index 3`.
 
-Prints a table of its nodes and edges, writes the networkx graph as GraphML
-and draws a PNG of the image with the masks, boxes and typed edges over it.
-With `--edge-schema seed` the graph carries the seed paper's seven ranked types
-and the PNG shows its rank matrix (queries x keys) beside the picture.
+Finds the graph of one image (item --index of a dataset, its hard-negative
+twin, or a single --image file), as a checkpoint's run built its graphs when
+given --checkpoint, and shows it with `graphs.describe.show_graph`: a table of
+its nodes and edges, the networkx graph as GraphML, and a PNG of the image with
+the masks, boxes and typed edges over it. With `--edge-schema seed` the graph
+carries the seed paper's seven ranked types and the PNG shows its rank matrix
+(queries x keys) beside the picture.
+
+A command on top of the floors: it reads datasets (data), a checkpoint
+(models) and the run's data settings (evaluate.run_config).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
-
-import networkx as nx
-from torch_geometric.data import HeteroData
 
 from data.cache import BadItem
 from data.cli import edge_type_list
@@ -25,57 +26,12 @@ from data.sources import DATASETS, DataOptions, make_builder
 from data.synthetic import SHAPES, make_scene
 from evaluate.run_config import add_graph_arguments, run_params, settings_from_run
 from graphs.build import build_patch_graph
-from graphs.convert import to_networkx
-from graphs.draw import save_graph_picture
+from graphs.describe import show_graph
 from graphs.featurizers import Featurizer
-from graphs.schema import (
-    DEFAULT_EDGE_SCHEMA,
-    EDGE_SCHEMAS,
-    NODE_TYPES,
-    OBJECT,
-    RELATION,
-    edge_schema_of,
-    resolve_edge_type,
-    schema_ranks,
-)
-from graphs.seed import rank_matrix, to_edge_schema
+from graphs.schema import DEFAULT_EDGE_SCHEMA, EDGE_SCHEMAS, OBJECT, resolve_edge_type
+from graphs.seed import to_edge_schema
 from graphs.transforms import DropEdgeTypes
-from train.checkpoint import load_checkpoint
-
-
-def node_table(graph: nx.MultiDiGraph, label_names: Sequence[str] | dict[int, str] = ()) -> str:
-    rows = [f"{'node':<14}{'label':<14}{'box (cx, cy, w, h)':<28}{'in':>4}{'out':>5}"]
-    for key, attrs in graph.nodes(data=True):
-        label = attrs["label"]
-        if attrs["type"] == OBJECT and label is not None:
-            if isinstance(label_names, dict):
-                label = label_names.get(label, label)
-            elif 0 <= label < len(label_names):
-                label = label_names[label]
-        box = ", ".join(f"{v:.2f}" for v in attrs["box"])
-        label = "" if label is None else str(label)
-        rows.append(f"{key:<14}{label:<14}{box:<28}{graph.in_degree(key):>4}{graph.out_degree(key):>5}")
-    return "\n".join(rows)
-
-
-def object_names(
-    data: HeteroData, label_names: Sequence[str] | dict[int, str] = (), colours: Sequence[str] | None = None
-) -> list[str | None]:
-    """What each object token is, for the picture: its category's name (COCO's
-    categories, the synthetic world's colour and shape), the bare id when the
-    source gave ids without names, None when it gave none (segmenter tokens)."""
-    labels = data[OBJECT].label.tolist() if "label" in data[OBJECT] else [-1] * data[OBJECT].num_nodes
-    names: list[str | None] = []
-    for k, label in enumerate(labels):
-        if label < 0:
-            names.append(None)
-            continue
-        if isinstance(label_names, dict):
-            name = label_names.get(label, str(label))
-        else:
-            name = label_names[label] if label < len(label_names) else str(label)
-        names.append(f"{colours[k]} {name}" if colours is not None else name)
-    return names
+from models.checkpoint import load_checkpoint
 
 
 def synthetic_colours(args: argparse.Namespace, num_objects: int) -> list[str] | None:
@@ -86,33 +42,9 @@ def synthetic_colours(args: argparse.Namespace, num_objects: int) -> list[str] |
     return [obj.colour for obj in objects] if len(objects) == num_objects else None
 
 
-def edge_table(graph: nx.MultiDiGraph) -> str:
-    """Edges per type of the graph's edge schema, with the rank that schema gives the type."""
-    schema = graph.graph.get("edge_schema", DEFAULT_EDGE_SCHEMA)
-    counts = Counter(attrs["type"] for _, _, attrs in graph.edges(data=True))
-    rows = [f"{schema} edge schema", f"{'rank':<6}{'edge type':<40}{'edges':>6}"]
-    for edge_type, rank in schema_ranks(schema).items():
-        rows.append(f"{rank:<6}{' -> '.join(edge_type):<40}{counts[edge_type[1]]:>6}")
-    return "\n".join(rows)
-
-
-def token_labels(data) -> list[str]:
-    """Names of the rank matrix's tokens: o0, o1, ..., then r0, r1, ..."""
-    return [f"o{k}" for k in range(data[OBJECT].num_nodes)] + [f"r{k}" for k in range(data[RELATION].num_nodes)]
-
-
-def graphml_ready(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """GraphML holds scalars only: boxes become 'cx,cy,w,h' strings, None becomes ''."""
-    out = graph.copy()
-    for _, attrs in out.nodes(data=True):
-        attrs["box"] = ",".join(f"{v:.4f}" for v in attrs["box"])
-        attrs["label"] = "" if attrs["label"] is None else attrs["label"]
-    return out
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m graphs.inspect",
+        prog="python -m tools.inspect_graph",
         description="Print, save (GraphML) and draw (PNG) the graph of one image: item --index of a dataset, "
         "or a single --image file tokenized by --token-source. With --checkpoint, the graph as that run built "
         "its graphs: every flag but --split, --index and --image defaults to the run's, and one that "
@@ -250,28 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     data = to_edge_schema(data, args.edge_schema)
     if dropped:
         data = DropEdgeTypes(dropped, args.edge_schema)(data)
-    graph = to_networkx(data)
-    print(f"{name}: " + ", ".join(f"{data[t].num_nodes} {t}" for t in NODE_TYPES))
-    if captions:
-        print("captions:\n  " + "\n  ".join(captions))
-    print(node_table(graph, label_names))
-    print(edge_table(graph))
-    args.out.mkdir(parents=True, exist_ok=True)
-    paths = {"graphml": args.out / "graph.graphml", "png": args.out / "graph.png"}
-    nx.write_graphml(graphml_ready(graph), paths["graphml"])
-    title = captions[1] if len(captions) > 1 else (captions[0] if captions else name)
-    matrix = None
-    if edge_schema_of(data) == "seed":
-        ranks = rank_matrix(data)
-        print("rank matrix (rows = queries, columns = keys, objects then relation tokens):")
-        print("\n".join(" ".join(f"{v}" for v in row) for row in ranks.tolist()))
-        matrix = (ranks.numpy(), token_labels(data))
-    labels = object_names(data, label_names, synthetic_colours(args, data[OBJECT].num_nodes))
-    save_graph_picture(
-        image, data, str(paths["png"]), masks=masks, title=title, rank_matrix=matrix, object_labels=labels
-    )
-    print(f"wrote {paths['graphml']} and {paths['png']}")
-    return paths
+    colours = synthetic_colours(args, data[OBJECT].num_nodes)
+    return show_graph(data, image, args.out, masks, name, captions, label_names, colours)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluate.retrieval import (
+from train.metrics import (
     chunked_ranks,
     format_one_caption_table,
     format_table,

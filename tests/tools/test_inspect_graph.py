@@ -4,7 +4,7 @@ import skimage.data
 from helpers import write_coco
 from PIL import Image
 
-from graphs.inspect import main
+from tools.inspect_graph import main
 
 
 def test_inspect_a_synthetic_scene(tmp_path, capsys):
