@@ -21,11 +21,8 @@ import csv
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.figure import Figure
 
 from data.cache import BadItem  # noqa: E402
 from evaluate.compositional import evaluate_suite  # noqa: E402
@@ -152,7 +149,8 @@ def chart(rows: list[dict], path: Path, title: str = "edge-type ablation") -> No
     """Change against the full model, per metric, one group of bars per row."""
     shown = CHARTED
     others = rows[1:]
-    fig, ax = plt.subplots(figsize=(max(8, len(others) * 0.9), 4.5), dpi=110)
+    fig = Figure(figsize=(max(8, len(others) * 0.9), 4.5), dpi=110)
+    ax = fig.subplots()
     width = 0.8 / len(shown)
     for k, column in enumerate(shown):
         deltas = [100 * (cell(row, column) - cell(rows[0], column)) for row in others]
@@ -165,7 +163,6 @@ def chart(rows: list[dict], path: Path, title: str = "edge-type ablation") -> No
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,11 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 RECALLS = ("t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10")
 
@@ -42,7 +39,8 @@ def read_results(run_dir: Path) -> list[dict]:
 def plot_curves(records: list[dict], path: Path, title: str = "") -> None:
     """Loss and retrieval against the epoch, side by side."""
     epochs = [r["epoch"] for r in records]
-    fig, (loss_ax, recall_ax) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    fig = Figure(figsize=(10, 4), dpi=110)
+    loss_ax, recall_ax = fig.subplots(1, 2)
     loss_ax.plot(epochs, [r["train_loss"] for r in records], marker="o")
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="contrastive loss")
     for key in RECALLS:
@@ -58,7 +56,6 @@ def plot_curves(records: list[dict], path: Path, title: str = "") -> None:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def read_compositional(path: Path) -> list[dict]:
@@ -99,9 +96,8 @@ def plot_compositional(files: dict[str, list[dict]], path: Path) -> None:
         bars = {label: bar_groups(r) for label, results in files.items() for r in results if r["suite"] == suite}
         panels.append((suite, bars, list(dict.fromkeys(k for groups in bars.values() for k in groups))))
     widest = max(len(labels) for _, _, labels in panels)
-    fig, axes = plt.subplots(
-        len(panels), 1, figsize=(max(6.0, 0.45 * widest * max(1, len(files)) ** 0.5 + 2), 3.6 * len(panels)), dpi=110
-    )
+    fig = Figure(figsize=(max(6.0, 0.45 * widest * max(1, len(files)) ** 0.5 + 2), 3.6 * len(panels)), dpi=110)
+    axes = fig.subplots(len(panels), 1)
     axes = [axes] if len(panels) == 1 else list(axes)
     width = 0.8 / len(files)
     for ax, (suite, bars, labels) in zip(axes, panels, strict=True):
@@ -122,7 +118,6 @@ def plot_compositional(files: dict[str, list[dict]], path: Path) -> None:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _label(path: Path, results: list[dict], taken: set[str]) -> str:

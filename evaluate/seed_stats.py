@@ -140,13 +140,11 @@ def write_csv(summary: list[dict], columns: Sequence[str], path: Path) -> None:
 def chart(summary: list[dict], columns: Sequence[str], path: Path, title: str) -> None:
     """Paired difference to the reference per metric and row, with its 95 % interval as an error
     bar; bars whose interval excludes zero are drawn solid, the others hatched."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     others = summary[1:]
-    fig, ax = plt.subplots(figsize=(max(8, len(others) * 1.1), 4.8), dpi=110)
+    fig = Figure(figsize=(max(8, len(others) * 1.1), 4.8), dpi=110)
+    ax = fig.subplots()
     width = 0.8 / len(columns)
     for k, column in enumerate(columns):
         deltas = [entry["columns"][column]["delta"] for entry in others]
@@ -166,7 +164,6 @@ def chart(summary: list[dict], columns: Sequence[str], path: Path, title: str) -
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def run_cells(

@@ -33,3 +33,18 @@ def test_importing_and_drawing_keep_the_users_backend(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["svg", "svg", "svg"]
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_importing_the_chart_makers_keeps_the_users_backend(tmp_path):
+    """evaluate.plot, evaluate.ablate and evaluate.seed_stats draw on Figure objects too."""
+    script = (
+        "import matplotlib\n"
+        "import evaluate.plot, evaluate.ablate, evaluate.seed_stats\n"
+        "evaluate.plot.plot_curves([{'epoch': 1, 'train_loss': 2.0, 't2i_R@1': 0.1},"
+        " {'epoch': 2, 'train_loss': 1.0, 't2i_R@1': 0.2}], 'curves.png')\n"
+        "print(matplotlib.get_backend(), open('curves.png', 'rb').read(4))\n"
+    )
+    env = {**os.environ, "MPLBACKEND": "svg", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["svg", "b'\\x89PNG'"]
