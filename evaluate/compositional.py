@@ -349,7 +349,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if args.checkpoint is None:
             raise ValueError("--checkpoint is required to evaluate")
         state = load_checkpoint(args.checkpoint)
-        settings = settings_from_run(parser, argv, args, *run_params(state, args.checkpoint))
+        # --seed here is the suites' own seed (default 0, the same items for every run), not the run's world seed
+        settings = settings_from_run(
+            parser, argv, args, *run_params(state, args.checkpoint), ignore=frozenset({"seed"})
+        )
         synthetic_tokens = synthetic_token_source(args, explicit_flags(parser, argv), settings, args.suite)
         device = device_from_flag(args.device)
         model = model_from_checkpoint(state).to(device)

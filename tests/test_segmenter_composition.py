@@ -87,3 +87,23 @@ def test_the_bench_scores_each_token_source_on_the_same_items(checkpoint, tmp_pa
     assert json.loads(out.read_text())["rows"] == rows
     table = out.with_suffix(".md").read_text()
     assert table.count("\n") == 2 + len(rows) and "| quickshift | winoground-synthetic | 4 |" in table
+
+
+def test_the_suites_keep_their_own_seed_whatever_the_runs_seed(tmp_path, monkeypatch):
+    """A run trained with --seed 1 is scored on the same suite items as one trained with seed 0:
+    evaluate.compositional's --seed is the suites' (default 0), not filled from the run's params."""
+    import evaluate.compositional as compositional
+
+    train_tiny(tmp_path, tmp_path / "run", "--threads", "1", "--batch-size", "8", "--seed", "1", size=8)
+    seen = []
+    real = compositional.load_items
+
+    def spy(suite, count, seed, *args, **kwargs):
+        seen.append(seed)
+        return real(suite, count, seed, *args, **kwargs)
+
+    monkeypatch.setattr(compositional, "load_items", spy)
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "latest.pt")
+    compositional_main(suite_argv(checkpoint, tmp_path))
+    compositional_main(suite_argv(checkpoint, tmp_path, "--seed", "3"))
+    assert seen == [0, 3]
