@@ -136,7 +136,9 @@ def item_from_dataset(args: argparse.Namespace):
     graph, name = builder.build(args.index)
     image, masks = builder.image_and_masks(args.index)
     label_names = SHAPES if args.dataset == "synthetic" else getattr(builder, "category_names", {})
-    return image, masks, graph, name, graph.captions, label_names
+    # a twin stores its own caption, then the scene's caption it reverses (the training pair): show its own
+    captions = graph.captions[:1] if args.twin else graph.captions
+    return image, masks, graph, name, captions, label_names
 
 
 def item_from_image(args: argparse.Namespace):
