@@ -93,6 +93,19 @@ def folder_name(row: str) -> str:
     return row.replace(" ", "-").replace("-", "minus-", 1) if row.startswith("-") else row.replace(" ", "-")
 
 
+def set_aside_unstarted(folder: Path) -> Path | None:
+    """A cell killed before its first checkpoint holds its params and log but nothing to resume from:
+    move it aside (kept, renamed `NAME.unfinished-K`) so the cell can start again; None when empty."""
+    if not folder.exists() or not any(folder.iterdir()):
+        return None
+    k = 1
+    while (aside := folder.with_name(f"{folder.name}.unfinished-{k}")).exists():
+        k += 1
+    folder.rename(aside)
+    print(f"{folder} stopped before its first checkpoint: moved aside to {aside.name}, training it again")
+    return aside
+
+
 def run_row(name: str, flags: list[str], common: list[str], folder: Path, suite_count: int, seed: int) -> dict:
     """Train one variant (unless already done) and score it; the row is cached in folder/row.json."""
     from train.run import main as train_main
@@ -104,6 +117,7 @@ def run_row(name: str, flags: list[str], common: list[str], folder: Path, suite_
     if checkpoint.exists():
         final = train_main(["--resume", "latest", "--out", str(folder)])
     else:
+        set_aside_unstarted(folder)
         final = train_main([*common, *flags, "--out", str(folder)])
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(state)

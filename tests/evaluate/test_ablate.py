@@ -1,6 +1,8 @@
 import csv
 import json
+from pathlib import Path
 
+import pytest
 from helpers import write_tiny_config
 from PIL import Image
 
@@ -49,3 +51,27 @@ def test_ablation_writes_table_csv_chart_and_reuses_finished_rows(tmp_path, caps
     stamp = (tmp_path / "abl" / "rows" / "full" / "row.json").stat().st_mtime_ns
     assert main(argv) == rows  # reused, not retrained
     assert (tmp_path / "abl" / "rows" / "full" / "row.json").stat().st_mtime_ns == stamp
+
+
+def test_a_cell_stopped_before_its_first_checkpoint_is_moved_aside_and_trained_again(tmp_path, monkeypatch):
+    """Killed after writing params.json and out.log but before any checkpoint: the trainer would refuse
+    the non-empty folder, so the cell is moved aside (nothing deleted) and trained from the start."""
+    import evaluate.ablate as ablate
+
+    folder = tmp_path / "rows" / "full" / "seed-1"
+    folder.mkdir(parents=True)
+    (folder / "params.json").write_text("{}")
+    calls = []
+
+    def fake_train(argv):
+        calls.append(argv)
+        out = Path(argv[argv.index("--out") + 1])
+        assert not out.exists() or not any(out.iterdir())
+        raise SystemExit("stop here")
+
+    monkeypatch.setattr("train.run.main", fake_train)
+    with pytest.raises(SystemExit, match="stop here"):
+        ablate.run_row("full", [], ["--epochs", "1"], folder, 2, 1)
+    assert calls and "--resume" not in calls[0]
+    assert (tmp_path / "rows" / "full" / "seed-1.unfinished-1" / "params.json").read_text() == "{}"
+    assert ablate.set_aside_unstarted(tmp_path / "nothing") is None
