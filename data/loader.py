@@ -32,7 +32,8 @@ def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
 
 
 # Streams of `epoch_generator`: 0 the order, 1 the caption draws, 2 the trainer's objectives,
-# 3 which twin of each graph joins the batch (with several per graph).
+# 3 which twin of each graph joins the batch (with several per graph), 4 whether a graph's
+# caption is the one its twin reverses (`twin_caption_share`).
 TWIN_STREAM = 3
 PAIR_STREAM = 4
 
