@@ -37,6 +37,7 @@ import json
 import statistics
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -66,6 +67,17 @@ INPUT_DIM = 256  # the object features of bench_models.synthetic_graph
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def project_frames(error: BaseException) -> str:
+    """The project's own frames of an exception's traceback, innermost last: where a sync was made."""
+    root = Path(__file__).resolve().parents[1]
+    frames = [
+        f"{Path(frame.filename).resolve().relative_to(root)}:{frame.lineno} {frame.line}"
+        for frame in traceback.extract_tb(error.__traceback__)
+        if Path(frame.filename).resolve().is_relative_to(root)
+    ]
+    return " <- ".join(reversed(frames[-3:])) or "no frame of the project's"
 
 
 def median_time(step, device: torch.device, warmup: int = 5, repeats: int = 20) -> float:
@@ -167,7 +179,7 @@ def whole_step(store: GraphStore, args: argparse.Namespace, compile_model: bool,
             if not check or device.type != "cuda":
                 raise
             torch.cuda.set_sync_debug_mode(0)
-            sync_error = str(error).splitlines()[0]
+            sync_error = f"{str(error).splitlines()[0]} (at {project_frames(error)})"
             return {}
 
     loader.set_epoch(0)

@@ -301,7 +301,7 @@ class GraphEncoder(nn.Module):
         dense[dense_index] = x
         dense = dense.view(num_graphs, num_tokens, -1)  # [B, N, C]
         valid = torch.zeros(num_graphs * num_tokens, dtype=torch.bool, device=x.device)
-        valid[dense_index] = True
+        valid.index_fill_(0, dense_index, True)  # not `valid[dense_index] = True`: that copies the host's True over
         valid = valid.view(num_graphs, num_tokens)  # [B, N]
         key_padding = torch.zeros(valid.shape, dtype=x.dtype, device=x.device)
         key_padding = key_padding.masked_fill(~valid, float("-inf"))[:, None, None, :]  # [B, 1, 1, N]

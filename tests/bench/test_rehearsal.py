@@ -8,7 +8,7 @@ from helpers import write_tiny_config
 from pycocotools import mask as mask_utils
 
 from bench.coco_like import image_record, intact_jpeg, uncompressed_rle, write_coco_split
-from bench.rehearse_coco import TRAIN_IMAGES, extrapolate
+from bench.rehearse_coco import PAPER_EPOCHS, TRAIN_IMAGES, extrapolate, gpu_extrapolation
 from bench.rehearse_coco import main as rehearse_main
 
 
@@ -129,3 +129,18 @@ def test_a_disk_too_small_is_refused_before_anything_is_written(tmp_path, monkey
     with pytest.raises(SystemExit, match=r"1.0 GiB free and the rehearsal at scale 1.0 needs about 18.0 GiB more"):
         rehearse.main(["--folder", str(tmp_path / "r"), "--results", str(tmp_path / "out.json")])
     assert not (tmp_path / "r" / "coco").exists() and shutil is rehearse.shutil
+
+
+def test_the_gpu_schedule_comes_from_bench_gpus_whole_step_in_each_mode(tmp_path):
+    """bench_gpu.py writes {device, ..., eager: {image_side, whole_step}, compile: {...}}; the
+    rehearsal read a top-level "image_side" that file never had (a KeyError once it existed)."""
+    assert gpu_extrapolation(tmp_path / "absent.json") == {}
+    path = tmp_path / "gpu.json"
+    step = {"samples_per_s": 10000.0, "sync_check": "no host sync"}
+    path.write_text(json.dumps({"device": "X", "processes": 1, "eager": {"image_side": {}, "whole_step": step}}))
+    out = gpu_extrapolation(path)
+    assert out == {
+        "gpu_eager_samples_per_s": 10000.0,
+        "gpu_eager_100_epochs_hours": PAPER_EPOCHS * TRAIN_IMAGES / 1e4 / 3600,
+    }
+    assert out["gpu_eager_100_epochs_hours"] == pytest.approx(0.3286, abs=1e-4)  # 100 x 118,287 at 10k/s

@@ -52,8 +52,19 @@ def count_host_reads():
 
         return read
 
+    original_setitem = torch.Tensor.__setitem__
+
+    def setitem(self, key, value):  # `t[index] = True` copies the host's True to the device: a wait there
+        caller = sys._getframe(1)
+        keys = key if isinstance(key, tuple) else (key,)
+        indexed = any(isinstance(k, torch.Tensor) for k in keys)
+        if indexed and not isinstance(value, torch.Tensor) and is_project_code(caller.f_code.co_filename):
+            calls.append(("__setitem__ of a host value", f"{Path(caller.f_code.co_filename).name}:{caller.f_lineno}"))
+        return original_setitem(self, key, value)
+
+    originals["__setitem__"] = original_setitem
     for name, original in originals.items():
-        setattr(torch.Tensor, name, wrap(name, original))
+        setattr(torch.Tensor, name, setitem if name == "__setitem__" else wrap(name, original))
     try:
         yield calls
     finally:
