@@ -296,11 +296,11 @@ def extrapolate(stages: dict, train_count: int, val_count: int) -> dict:
     """Full-size figures from the measured ones: the build at 16 and 64 workers from the one-process
     per-image cost and the workers' start-up; the paper's 100 epochs from samples/s and validation."""
     out = {}
-    serial = stages.get("build-w0", {})
+    builds = sorted((int(k.removeprefix("build-w")), s) for k, s in stages.items() if re.fullmatch(r"build-w\d+", k))
+    # the per-image cost to one process: the serial build's, else that of the fewest workers measured
+    serial = builds[0][1] if builds else {}
     per_image = serial.get("per_image_s")
-    start_ups = [
-        s.get("start_workers_s", 0.0) for k, s in stages.items() if k.startswith("build-w") and k != "build-w0"
-    ]
+    start_ups = [s.get("start_workers_s", 0.0) for workers, s in builds if workers > 0]
     if per_image:
         start_up = max(start_ups, default=0.0)
         setup = serial.get("setup_s", 0.0) * TRAIN_IMAGES / train_count  # reading the annotations grows with them

@@ -70,6 +70,10 @@ def test_extrapolation_from_the_measured_costs():
     assert out["build_full_w16_hours"] == pytest.approx((setup + 5.0 + TRAIN_IMAGES * 0.01 / 16) / 3600)
     epoch = TRAIN_IMAGES / 100.0 + (20.0 - 10.0) * 5000 / 10  # training, then validation scaled to 5,000 images
     assert out["train-memory_100_epochs_days"] == pytest.approx(100 * epoch / 86400)
+    # without a serial build (the full-size run built with 2 workers only), the fewest workers' per-image cost
+    only_two = extrapolate({"build-w2": {"per_image_s": 0.03, "setup_s": 1.0, "start_workers_s": 5.0}}, 1000, 10)
+    assert only_two["build_per_image_ms"] == pytest.approx(30.0)
+    assert only_two["build_full_w1_hours"] == pytest.approx((1.0 * TRAIN_IMAGES / 1000 + TRAIN_IMAGES * 0.03) / 3600)
 
 
 @pytest.mark.slow
