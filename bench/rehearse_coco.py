@@ -156,6 +156,11 @@ class Rehearsal:
         self.save()
         return result
 
+    @property
+    def cache(self) -> str:
+        """The cache the later stages read: the one built with the first of --workers (all are the same graphs)."""
+        return f"cache-w{self.args.workers[0]}"
+
     def data_flags(self, cache: str) -> list[str]:
         return [
             "--dataset", "coco", "--coco-root", str(self.data), "--split", "train2017", "--val-split", "val2017",
@@ -199,10 +204,10 @@ class Rehearsal:
             "from data.sources import open_dataset; t = time.perf_counter();"
             "d = open_dataset(data_options(a), 'train'); print('graphs', len(d), 'seconds', time.perf_counter() - t)"
         )
-        flags = self.data_flags("cache-w0") + (["--mmap"] if mmap else [])
+        flags = self.data_flags(self.cache) + (["--mmap"] if mmap else [])
         result = checked("load", run_stage([sys.executable, "-c", code, *flags], log), log)
         if mmap:
-            entries = [p for p in (self.folder / "cache-w0").iterdir() if (p / "mmap").is_dir()]
+            entries = [p for p in (self.folder / self.cache).iterdir() if (p / "mmap").is_dir()]
             result["mmap_bytes"] = sum(folder_bytes(p / "mmap") for p in entries)
         return result
 
@@ -211,7 +216,7 @@ class Rehearsal:
         run = self.folder / "runs" / name
         log = self.folder / "logs" / f"train-{name}.log"
         command = [
-            sys.executable, "train/run.py", *self.data_flags("cache-w0"), "--epochs", "1", "--out", str(run),
+            sys.executable, "train/run.py", *self.data_flags(self.cache), "--epochs", "1", "--out", str(run),
             "--save-every-steps", str(self.args.save_every_steps), "--keep-step-checkpoints", "1",
             *self.args.train_args.split(),
         ]  # fmt: skip
@@ -247,15 +252,13 @@ class Rehearsal:
         return result
 
     def run(self) -> dict:
-        if 0 not in self.args.workers:
-            raise SystemExit("error: --workers must include 0 (training reads the cache built with 0 workers)")
         self.check_disk()
         stages = {}
         stages["data-train"] = self.stage("data-train", lambda: self.generate("train2017", self.train_count))
         stages["data-val"] = self.stage("data-val", lambda: self.generate("val2017", self.val_count))
         for workers in self.args.workers:
             stages[f"build-w{workers}"] = self.stage(f"build-w{workers}", lambda w=workers: self.build(w))
-        stages["build-val"] = self.stage("build-val", lambda: self.build(0, "val"))
+        stages["build-val"] = self.stage("build-val", lambda: self.build(self.args.workers[0], "val"))
         stages["load"] = self.stage("load", lambda: self.load(False))
         stages["load-mmap"] = self.stage("load-mmap", lambda: self.load(True))
         stages["train-memory"] = self.stage("train-memory", lambda: self.train(False))
@@ -374,7 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--folder", type=Path, default=default_folder(), help="where data, caches and runs go")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of train2017/val2017's size (0.01: quick)")
     parser.add_argument("--seed", type=int, default=0, help="the generated data's seed")
-    parser.add_argument("--workers", type=worker_list, default=[0, 1, 2], help="cache-build worker counts")
+    parser.add_argument(
+        "--workers", type=worker_list, default=[0, 1, 2],
+        help="cache-build worker counts, each into its own cache; the later stages read the first one's",
+    )  # fmt: skip
     parser.add_argument("--save-every-steps", type=int, default=50, help="training checkpoints (a kill resumes)")
     parser.add_argument("--train-args", default="", help="more train/run.py flags, e.g. '--threads 1 --device cpu'")
     parser.add_argument("--redo", action="append", default=[], metavar="STAGE", help="run a finished stage again")
