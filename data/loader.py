@@ -36,6 +36,7 @@ def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
 # caption is the one its twin reverses (`twin_caption_share`).
 TWIN_STREAM = 3
 PAIR_STREAM = 4
+TWIN_CAPTION_MODES = ("replace", "extra")
 
 
 @dataclass
@@ -80,20 +81,32 @@ class Twins:
         return torch.where(have > 0, rows.gather(1, choice[:, None])[:, 0], -1)
 
 
-def blocked_pairs(texts: list[str], owners: list[int], twins: GraphStore, rows: list[int], negatives: int):
-    """Which (image, text) pairs of a batch with twins must not count as negatives, [P, P + M].
+def blocked_pairs(
+    texts: list[str],
+    owners: list[int],
+    twins: GraphStore,
+    rows: list[int],
+    negatives: int,
+    extra_owners: list[int] = (),
+):
+    """Which (image, text) pairs of a batch with twins must not count as negatives, [P, P + E + M].
 
     Images are the B graphs then their T twins; texts the B captions, the T twin
-    captions, then M hard negatives. A twin is contrasted only with the captions
-    known false of it (its owner's other captions may hold for it too) and never
-    with the hard-negative texts (the swapped caption is its own).
+    captions, E extra captions (each true of the graph `extra_owners[e]`: see
+    `GraphLoader`'s `twin_caption_mode`), then M hard negatives. A twin is
+    contrasted only with the captions known false of it (its owner's other
+    captions may hold for it too) and never with the hard-negative texts (the
+    swapped caption is its own); an extra caption is no negative of its own graph.
     """
-    batch, count = len(texts) - len(rows), len(rows)
-    blocked = torch.zeros(batch + count, batch + count + negatives, dtype=torch.bool)
-    blocked[batch:, batch + count :] = True
+    extra, count = len(extra_owners), len(rows)
+    batch = len(texts) - count - extra
+    blocked = torch.zeros(batch + count, batch + count + extra + negatives, dtype=torch.bool)
+    blocked[batch:, batch + count + extra :] = True
     for t, (owner, row) in enumerate(zip(owners, rows, strict=True)):
         if texts[owner] not in twins.negatives[row][0]:
             blocked[batch + t, owner] = True
+    for e, owner in enumerate(extra_owners):
+        blocked[owner, batch + count + e] = True
     return blocked
 
 
@@ -117,11 +130,15 @@ class GraphLoader:
             twin of each of its graphs that has one: with several, one drawn per
             (seed, epoch, graph)), their captions after its own in `texts`, and
             `blocked` (see `blocked_pairs`).
-        twin_caption_share: the share of graphs with a twin in a batch whose
-            caption is, instead of the drawn one, the caption of the relation
-            their twin reverses (drawn per (seed, epoch, graph)): the batch then
-            holds both tellings of that relation, each true of one image and
-            false of the other.
+        twin_caption_share: the share of graphs with a twin in a batch told the
+            relation their twin reverses (drawn per (seed, epoch, graph)): the
+            batch then holds both tellings of that relation, each true of one
+            image and false of the other.
+        twin_caption_mode: how such a graph is told: ``replace`` (the telling
+            is its caption, instead of the drawn one) or ``extra`` (the drawn
+            caption stays and the telling is one more text, after the twins'
+            captions, whose image is the graph: batches then carry
+            `extra_owners`, and the loss scores each extra text against the images).
         tokenize: texts -> token ids; each host batch then also carries
             `text_tokens`, its `texts` and then its `negative_texts` tokenized.
         workers: processes making host batches (0: the main process).
@@ -144,11 +161,14 @@ class GraphLoader:
         workers: int = 0,
         pin_memory: bool = False,
         twin_caption_share: float = 0.0,
+        twin_caption_mode: str = "replace",
     ) -> None:
         if twins is not None and (caption_tokens is not None or not pick_caption):
             raise ValueError("twins need captions picked on the host (no caption_tokens)")
         if not 0.0 <= twin_caption_share <= 1.0 or (twin_caption_share and twins is None):
             raise ValueError(f"twin_caption_share {twin_caption_share}: a share in [0, 1], and twins to pair with")
+        if twin_caption_mode not in TWIN_CAPTION_MODES:
+            raise ValueError(f"twin_caption_mode {twin_caption_mode!r}: one of {', '.join(TWIN_CAPTION_MODES)}")
         if workers and caption_tokens is not None:
             raise ValueError("a device-resident store makes its batches on the device: no loader workers")
         self.dataset, self.batch_size = dataset, batch_size
@@ -159,6 +179,7 @@ class GraphLoader:
         self.epoch = 0
         self.caption_tokens = caption_tokens  # (tokens, pointer) of a device-resident store
         self.twins, self.twin_caption_share = twins, twin_caption_share
+        self.twin_caption_mode = twin_caption_mode
         self.tokenize = tokenize
         self.workers, self.pin_memory = workers, pin_memory
         self.plans = EpochPlans(self)
@@ -302,10 +323,15 @@ class GraphLoader:
         owners = (rows >= 0).nonzero().view(-1).tolist()
         rows = rows[rows >= 0].tolist()
         store = self.twins.store
+        extras, extra_owners = [], []
         if pair_draws is not None:  # the owner told the relation its twin reverses (captions[1])
             for owner, row in zip(owners, rows, strict=True):
                 if pair_draws[owner] < self.twin_caption_share:
-                    batch.texts[owner] = store.captions[row][1]
+                    if self.twin_caption_mode == "replace":
+                        batch.texts[owner] = store.captions[row][1]
+                    else:
+                        extras.append(store.captions[row][1])
+                        extra_owners.append(owner)
         if self.dataset.graph_type == "homo":
             graphs = [self.dataset.transform(store[r]) for r in rows]
             batch.twins = Batch.from_data_list(graphs)
@@ -315,10 +341,11 @@ class GraphLoader:
             longest = twins.max_tokens
             batch.twins = self.drop(twins) if self.drop is not None else twins
             batch.twins.max_tokens = longest
-        texts = batch.texts
-        batch.texts = texts + [store.captions[r][0] for r in rows]
+        batch.texts = batch.texts + [store.captions[r][0] for r in rows] + extras
+        if self.twin_caption_mode == "extra":
+            batch.extra_owners = torch.tensor(extra_owners, dtype=torch.long)
         count = len(getattr(batch, "negative_texts", []))
-        batch.blocked = blocked_pairs(batch.texts, owners, store, rows, count)
+        batch.blocked = blocked_pairs(batch.texts, owners, store, rows, count, extra_owners)
 
     def __iter__(self):
         return self.iterate()

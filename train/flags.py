@@ -190,6 +190,8 @@ def objective_problems(args: argparse.Namespace, world_size: int) -> list[str]:
     share = getattr(args, "twin_caption_share", 0.0)
     if not 0.0 <= share <= 1.0:
         out.append(f"--twin-caption-share {share}: a share of the scenes, in [0, 1]")
+    elif getattr(args, "twin_caption_mode", "replace") != "replace" and not share:
+        out.append(f"--twin-caption-mode {args.twin_caption_mode} says how --twin-caption-share tells: give a share")
     elif share and not args.hard_negative_images:
         out.append(
             f"--twin-caption-share {share} tells a scene what its twin reverses: it needs --hard-negative-images"

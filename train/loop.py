@@ -108,6 +108,7 @@ def train_epoch(
     for done, batch in enumerate(loader.iterate(start), start + 1):
         twins = batch.twins.to(device, non_blocking=True) if "twins" in batch else None
         blocked = batch.blocked.to(device, non_blocking=True) if "blocked" in batch else None
+        extra_owners = batch.extra_owners.to(device, non_blocking=True) if "extra_owners" in batch else None
         batch = batch.to(device, non_blocking=True)
         if not objectives.contrastive:
             tokens = None
@@ -120,7 +121,11 @@ def train_epoch(
         data_wait += time.perf_counter() - last
         with autocast_for(device, precision):
             out = model(batch, tokens, hidden, targets, twins)
-            loss = contrastive_loss(out, loss_fn, blocked) if objectives.contrastive else out.image.new_zeros(())
+            loss = (
+                contrastive_loss(out, loss_fn, blocked, extra_owners)
+                if objectives.contrastive
+                else out.image.new_zeros(())
+            )
             if "tokenprop" in out.aux:
                 loss = loss + objectives.tokenprop_weight * out.aux["tokenprop"]
             if "mim" in out.aux:
@@ -218,14 +223,16 @@ class EpochTotals:
         return {"loss": self.loss, "graphs": self.graphs, "aux": dict(self.aux)}
 
 
-def contrastive_loss(out, loss_fn: nn.Module, blocked: torch.Tensor | None = None) -> torch.Tensor:
+def contrastive_loss(
+    out, loss_fn: nn.Module, blocked: torch.Tensor | None = None, extra_owners: torch.Tensor | None = None
+) -> torch.Tensor:
     """The CLIP loss of a step's output (`CLIPOutput`): hard negatives (more texts than images,
     or blocked pairs) by `hard_negative_clip_loss`, otherwise by `loss_fn` (open_clip's ClipLoss).
 
     The logits are computed in fp32 with autocast off, on fp32 copies of the
     normalised embeddings: under bf16 a logit of scale 100 moves in steps of 0.5."""
     if len(out.text) > len(out.image) or blocked is not None:
-        return hard_negative_clip_loss(out.image, out.text, out.scale, blocked)
+        return hard_negative_clip_loss(out.image, out.text, out.scale, blocked, extra_owners)
     with full_precision(out.image.device):
         return loss_fn(out.image.float(), out.text.float(), out.scale.float())
 
@@ -236,26 +243,37 @@ def full_precision(device: torch.device):
 
 
 def hard_negative_clip_loss(
-    image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, blocked: torch.Tensor | None = None
+    image: torch.Tensor,
+    text: torch.Tensor,
+    scale: torch.Tensor,
+    blocked: torch.Tensor | None = None,
+    extra_owners: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """NegCLIP: each image against its caption, the other captions and every hard negative;
     each caption against the images (hard-negative images included).
 
-    `image` holds P images, `text` their P captions first, then M hard-negative
-    texts; `blocked` [P, P + M] marks pairs that must not count as negatives
-    (a caption that may also hold for a hard-negative image). The logits are fp32,
-    with autocast off (see `contrastive_loss`)."""
+    `image` holds P images, `text` their P captions first, then E extra captions
+    (extra text e is true of image `extra_owners[e]`), then M hard-negative texts;
+    `blocked` [P, P + E + M] marks pairs that must not count as negatives (a
+    caption that may also hold for a hard-negative image, an extra caption for its
+    own image). An extra caption is scored text-to-image only, its image the label.
+    The logits are fp32, with autocast off (see `contrastive_loss`)."""
     count = len(image)
+    extra = 0 if extra_owners is None else len(extra_owners)
     labels = torch.arange(count, device=image.device)
+    text_labels = labels if extra_owners is None else torch.cat([labels, extra_owners])
     with full_precision(image.device):  # fp32 logits, whatever autocast is on outside
         image, text, scale = image.float(), text.float(), scale.float()
-        image_to_text = scale * image @ text.T  # [P, P + M]
-        text_to_image = scale * text[:count] @ image.T  # [P, P]
+        image_to_text = scale * image @ text.T  # [P, P + E + M]
+        text_to_image = scale * text[: count + extra] @ image.T  # [P + E, P]
         if blocked is not None:
             lowest = torch.finfo(image_to_text.dtype).min
             image_to_text = image_to_text.masked_fill(blocked, lowest)
-            text_to_image = text_to_image.masked_fill(blocked[:, :count].T, lowest)
-        return (F.cross_entropy(image_to_text, labels) + F.cross_entropy(text_to_image, labels)) / 2
+            text_blocked = blocked[:, :count].T  # an extra caption's row blocks nothing
+            if extra:
+                text_blocked = torch.cat([text_blocked, text_blocked.new_zeros(extra, count)])
+            text_to_image = text_to_image.masked_fill(text_blocked, lowest)
+        return (F.cross_entropy(image_to_text, labels) + F.cross_entropy(text_to_image, text_labels)) / 2
 
 
 @dataclass

@@ -138,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
         "and epoch), the scene's caption is the relation its twin reverses, so the batch holds both tellings, "
         "each true of one image and false of the other (default 0: a caption drawn from the scene's own)",
     )
+    optim.add_argument(
+        "--twin-caption-mode",
+        choices=("replace", "extra"),
+        default="replace",
+        help="with --twin-caption-share: the telling replaces the scene's drawn caption (replace), or is one more "
+        "text whose image is the scene, scored against every image, the twin among them (extra: the drawn caption "
+        "stays)",
+    )
     optim.add_argument("--tokenprop-weight", type=float, default=0.0, help="TokenProp reconstruction loss weight")
     optim.add_argument("--mim-weight", type=float, default=0.0, help="masked-token loss weight beside the CLIP loss")
     optim.add_argument("--mim-clusters", type=int, default=64, help="K of the K-means token targets")

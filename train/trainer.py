@@ -90,6 +90,7 @@ class Trainer:
             workers=args.loader_workers,
             pin_memory=self.device.type == "cuda",
             twin_caption_share=args.twin_caption_share if args.hard_negative_images else 0.0,
+            twin_caption_mode=getattr(args, "twin_caption_mode", "replace"),
         )
         if len(self.loader) == 0:
             raise ValueError(

@@ -229,3 +229,40 @@ def test_hard_negatives_are_refused_where_they_do_not_work_yet(tmp_path, capsys,
     with pytest.raises(SystemExit):
         train_tiny(tmp_path, tmp_path / "run", *flags)
     assert message in capsys.readouterr().err
+
+
+def test_the_loss_with_extra_captions_matches_a_direct_sum():
+    """Extra captions (`--twin-caption-mode extra`): text e after the P captions is true of image
+    owner[e]; it is scored against every image (its owner the answer, the twin a negative) and is
+    no negative of its owner in the image-to-text direction."""
+    import torch
+    import torch.nn.functional as F
+
+    from data.loader import blocked_pairs
+    from train.loop import hard_negative_clip_loss
+
+    generator = torch.Generator().manual_seed(0)
+    image = F.normalize(torch.randn(5, 8, generator=generator), dim=1)  # 3 graphs, 2 twins (of graphs 0 and 2)
+    text = F.normalize(torch.randn(5 + 2 + 3, 8, generator=generator), dim=1)  # 5 captions, 2 extras, 3 negatives
+    owners = torch.tensor([0, 2])
+    blocked = torch.zeros(5, 10, dtype=torch.bool)
+    blocked[3:, 7:] = True
+    blocked[0, 5] = blocked[2, 6] = True  # the extras are no negatives of their own images
+    scale = torch.tensor(7.0)
+    loss = hard_negative_clip_loss(image, text, scale, blocked, owners)
+    sims = scale * image @ text.T
+    i2t = [-(sims[r, r] - torch.logsumexp(sims[r][~blocked[r]], 0)) for r in range(5)]
+    t2i = [-(sims[c, c] - torch.logsumexp(sims[:, c][~blocked[:, c]], 0)) for c in range(5)]
+    t2i += [-(sims[o, 5 + e] - torch.logsumexp(sims[:, 5 + e], 0)) for e, o in enumerate(owners.tolist())]
+    expected = (torch.stack(i2t).mean() + torch.stack(t2i).mean()) / 2
+    assert torch.isclose(loss, expected, atol=1e-6)
+    # no extras: the loss it always was, to the bit
+    kept = [0, 1, 2, 3, 4, 7, 8, 9]
+    plain = hard_negative_clip_loss(image, text[kept], scale, blocked[:, kept])
+    assert torch.equal(plain, hard_negative_clip_loss(image, text[kept], scale, blocked[:, kept], owners[:0]))
+    # blocked_pairs lays out the same columns: captions, twin captions, extras, negatives
+    class Stored:  # a twin store whose negatives make no twin-owner pair blocked
+        negatives = [[["a"]], [["c"]]]
+
+    made = blocked_pairs(["a", "b", "c", "ta", "tc", "xa", "xc"], [0, 2], Stored(), [0, 1], 3, [0, 2])
+    assert torch.equal(made, blocked)

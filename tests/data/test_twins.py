@@ -208,6 +208,33 @@ def test_twin_caption_share_tells_the_scene_the_relation_its_twin_reverses(two_t
     assert [b.texts for b in again] == [b.texts for b in loader]  # drawn per (seed, epoch, graph)
 
 
+def test_extra_caption_mode_keeps_the_drawn_captions_and_adds_the_tellings_after_the_twins(two_twins):
+    store, twins = two_twins
+    kwargs = {"shuffle": True, "seed": 5, "pick_caption": True, "twins": twins, "twin_caption_share": 1.0}
+    replaced = GraphLoader(GraphDataset(store), 8, **kwargs)
+    extra = GraphLoader(GraphDataset(store), 8, twin_caption_mode="extra", **kwargs)
+    plain = GraphLoader(GraphDataset(store), 8, shuffle=True, seed=5, pick_caption=True, twins=twins)
+    for loader in (replaced, extra, plain):
+        loader.set_epoch(3)
+    checked = 0
+    for batch, told, before in zip(extra, replaced, plain, strict=True):
+        size, count = len(batch.name), batch.twins.num_graphs
+        owners = [batch.name.index(twin_owner(n)[0]) for n in batch.twins.name]
+        assert batch.texts[: size + count] == before.texts  # the drawn captions and the twins' own, unchanged
+        tellings = [told.texts[o] for o in owners]  # what `replace` puts in their place
+        assert batch.texts[size + count :] == tellings and batch.extra_owners.tolist() == owners
+        assert batch.blocked.shape == (size + count, size + count + count + len(batch.negative_texts))
+        for e, owner in enumerate(owners):
+            assert batch.blocked[owner, size + count + e]  # no negative of its own scene
+            assert not batch.blocked[size + e, size + count + e]  # a negative of the scene's twin
+        assert torch.equal(batch.blocked[:, : size + count], before.blocked[:, : size + count])  # as without tellings
+        assert torch.equal(batch.blocked[:, size + 2 * count :], before.blocked[:, size + count :])
+        checked += count
+    assert checked > 0
+    with pytest.raises(ValueError, match="twin_caption_mode"):
+        GraphLoader(GraphDataset(store), 8, twin_caption_mode="append", **kwargs)
+
+
 def test_twin_caption_share_is_refused_without_twins_or_outside_zero_to_one(two_twins):
     store, twins = two_twins
     with pytest.raises(ValueError, match="twin_caption_share"):

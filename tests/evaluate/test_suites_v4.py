@@ -143,9 +143,11 @@ def test_a_v4_held_out_run_trains_and_is_scored_on_its_world(tmp_path, capsys):
     from evaluate.compositional import main as compositional_main
 
     flags = ("--world", "v4", "--held-out-combinations", "--hard-negatives", "relation", "--hard-negative-images")
-    train_tiny(tmp_path, tmp_path / "run", *flags)
+    told = ("--twin-caption-share", "1", "--twin-caption-mode", "extra")  # extra texts through the training loop
+    train_tiny(tmp_path, tmp_path / "run", *flags, *told)
     params = json.loads((tmp_path / "run" / "params.json").read_text())
     assert params["world"] == "v4" and params["held_out_combinations"] is True
+    assert params["twin_caption_mode"] == "extra"
     checkpoint = str(tmp_path / "run" / "checkpoints" / "latest.pt")
     results = compositional_main(
         ["--checkpoint", checkpoint, "--count", "10", "--suite", "relation-swap", "--suite", "heldout-winoground"]

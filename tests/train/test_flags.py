@@ -54,6 +54,7 @@ REFUSED = [
     (["--twins-per-scene", "0", "--hard-negative-images"], "--twins-per-scene 0 must be at least 1"),
     (["--twin-caption-share", "0.5"], "--twin-caption-share 0.5 tells a scene what its twin reverses: it needs"),
     (["--twin-caption-share", "1.5", "--hard-negative-images"], "--twin-caption-share 1.5: a share of the scenes, in"),
+    (["--twin-caption-mode", "extra", "--hard-negative-images"], "--twin-caption-mode extra says how --twin-caption"),
     (["--hard-negatives", "relation", "--data-on-device"], "drop --data-on-device"),
     (["--data-on-device", "--graph-type", "homo"], "--data-on-device serves hetero and patch graphs"),
     (["--featurizer", "backbone"], "--featurizer backbone needs --backbone"),
