@@ -69,10 +69,11 @@ def folder_bytes(path: Path, skip: tuple[str, ...] = ()) -> int:
     return total
 
 
-def run_stage(command: list[str], log: Path, watch_first_step: bool = False) -> dict:
-    """Run a stage's command in its own process: stdout to `log`, stderr (progress bars) passed
-    through; return its wall seconds, exit status, peak resident memory (MiB) and, when asked,
-    the seconds until the epoch's progress bar first showed a finished step."""
+def run_stage(command: list[str], log: Path, watch_first_step: bool = False, echo: bool = True) -> dict:
+    """Run a stage's command in its own process: stdout to `log`, stderr (progress bars) to the
+    log too and, with `echo`, to this terminal; return its wall seconds, exit status, peak resident
+    memory (MiB) and, when asked, the seconds until the epoch's progress bar first showed a
+    finished step (the bar is read from the stage's stderr, shown here or not)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     began = time.perf_counter()
@@ -85,8 +86,9 @@ def run_stage(command: list[str], log: Path, watch_first_step: bool = False) -> 
         def relay() -> None:
             seen = b""
             while chunk := os.read(process.stderr.fileno(), 65536):
-                sys.stderr.buffer.write(chunk)
-                sys.stderr.flush()
+                if echo:
+                    sys.stderr.buffer.write(chunk)
+                    sys.stderr.flush()
                 out.write(chunk)
                 if watch_first_step and not first_step:
                     seen = (seen + chunk)[-4096:]
@@ -157,6 +159,11 @@ class Rehearsal:
         return result
 
     @property
+    def echo(self) -> bool:
+        """Whether the stages' progress bars reach this terminal (they always reach the logs)."""
+        return not self.args.no_progress
+
+    @property
     def cache(self) -> str:
         """The cache the later stages read: the one built with the first of --workers (all are the same graphs)."""
         return f"cache-w{self.args.workers[0]}"
@@ -183,7 +190,7 @@ class Rehearsal:
         ]  # fmt: skip
         if not self.args.no_progress:
             command.append("--progress")
-        result = checked(f"build {split} w{workers}", run_stage(command, log), log)
+        result = checked(f"build {split} w{workers}", run_stage(command, log, echo=self.echo), log)
         report = json.loads(report_path.read_text())
         entry = Path(report["folder"])
         built = report["built_items"]
@@ -205,7 +212,7 @@ class Rehearsal:
             "d = open_dataset(data_options(a), 'train'); print('graphs', len(d), 'seconds', time.perf_counter() - t)"
         )
         flags = self.data_flags(self.cache) + (["--mmap"] if mmap else [])
-        result = checked("load", run_stage([sys.executable, "-c", code, *flags], log), log)
+        result = checked("load", run_stage([sys.executable, "-c", code, *flags], log, echo=self.echo), log)
         if mmap:
             entries = [p for p in (self.folder / self.cache).iterdir() if (p / "mmap").is_dir()]
             result["mmap_bytes"] = sum(folder_bytes(p / "mmap") for p in entries)
@@ -221,14 +228,12 @@ class Rehearsal:
             *self.args.train_args.split(),
         ]  # fmt: skip
         if mmap:
-            command.append("--mmap")
-        if self.args.no_progress:
-            command.append("--no-progress")
+            command.append("--mmap")  # the bar stays on (its first finished step is timed), shown with `echo`
         if (run / "checkpoints" / "latest.pt").is_file():
             command += ["--resume", "latest"]
         elif run.is_dir():  # killed before its first checkpoint: nothing to resume, start it again
             shutil.rmtree(run)
-        result = checked(f"train {name}", run_stage(command, log, watch_first_step=True), log)
+        result = checked(f"train {name}", run_stage(command, log, watch_first_step=True, echo=self.echo), log)
         records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines() if line.strip()]
         record = records[-1]
         result["resumed"] = "--resume" in command
@@ -246,7 +251,7 @@ class Rehearsal:
             sys.executable, "-m", "evaluate.retrieval", "--checkpoint", str(checkpoint), "--eval-split", "val",
             "--output", str(output),
         ]  # fmt: skip
-        result = checked("evaluate", run_stage(command, log), log)
+        result = checked("evaluate", run_stage(command, log, echo=self.echo), log)
         metrics = json.loads(output.read_text())
         result.update({k: v for k, v in metrics.items() if "R@" in k or "rank" in k or k == "images"})
         return result

@@ -88,6 +88,8 @@ def test_the_rehearsal_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert summary["train_images"] == 12 and stages["build-w0"]["built_items"] == 12
     assert stages["build-w1"]["cache_bytes"] == stages["build-w0"]["cache_bytes"]
     assert stages["train-mmap"]["samples_per_s"] > 0 and 0 <= stages["evaluate"]["t2i_R@1"] <= 1
+    # the time to the first step is read from the training's progress bar, shown here or not (--no-progress)
+    assert 0 < stages["train-memory"]["first_step_s"] < stages["train-memory"]["wall_s"]
     assert "| train-memory |" in capsys.readouterr().out
     state = json.loads((tmp_path / "r" / "state.json").read_text())
     del state["stages"]["evaluate"]  # as if killed during the last stage
