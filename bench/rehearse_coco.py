@@ -229,6 +229,8 @@ class Rehearsal:
         ]  # fmt: skip
         if mmap:
             command.append("--mmap")  # the bar stays on (its first finished step is timed), shown with `echo`
+        if f"train-{name}" in self.args.redo and run.is_dir():  # asked again: a fresh epoch, not the last one resumed
+            shutil.rmtree(run)
         if (run / "checkpoints" / "latest.pt").is_file():
             command += ["--resume", "latest"]
         elif run.is_dir():  # killed before its first checkpoint: nothing to resume, start it again
@@ -361,7 +363,8 @@ def markdown(summary: dict) -> str:
         elif name.startswith("train"):
             figures = (
                 f"{cell(s.get('samples_per_s'))} samples/s, data wait {cell(100 * (s.get('data_wait') or 0))} %, "
-                f"first step at {cell(s.get('first_step_s'))} s" + (" (resumed)" if s.get("resumed") else "")
+                f"bar first at step {s.get('first_step_seen_at_step', '—')} after {cell(s.get('first_step_s'))} s"
+                + (" (resumed)" if s.get("resumed") else "")
             )
         else:
             figures = (

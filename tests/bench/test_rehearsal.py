@@ -97,6 +97,9 @@ def test_the_rehearsal_runs_end_to_end_and_resumes(tmp_path, capsys):
     again = rehearse_main(args)
     assert again["stages"]["build-w0"] == stages["build-w0"]  # finished stages are kept, not rerun
     assert again["stages"]["evaluate"]["t2i_R@1"] == stages["evaluate"]["t2i_R@1"]
+    # --redo of a training stage trains its epoch again (it resumed the finished run, timing nothing)
+    redone = rehearse_main([*args, "--redo", "train-memory"])["stages"]["train-memory"]
+    assert redone["resumed"] is False and 0 < redone["first_step_s"] < redone["wall_s"]
 
 
 def test_coco_annotations_travel_to_workers_packed(tmp_path):
