@@ -234,8 +234,8 @@ def vision_problems(args: argparse.Namespace) -> list[str]:
     if not args.vision:
         return []
     out = []
-    if not args.vision.startswith("timm:"):
-        out.append(f"--vision {args.vision} must be timm:NAME")
+    if not args.vision.startswith(("timm:", "vit:")):
+        out.append(f"--vision {args.vision} must be timm:NAME or vit:PRESET (vit:paper)")
     ignored = {
         "--graph-type homo/patch": args.graph_type != "hetero",
         "--drop-edge-types": bool(args.drop_edge_types),

@@ -46,3 +46,13 @@ def test_the_vit_baseline_trains_and_evaluates_in_the_same_loop(tmp_path):
     assert final["epoch"] == 1
     metrics = retrieval_main(["--checkpoint", str(out / "checkpoints" / "latest.pt"), "--val-size", "8"])
     assert 0 <= metrics["t2i_R@1"] <= 1
+
+
+def test_the_seed_authors_vit_preset_passes_the_flag_check_and_trains(tmp_path):
+    # `--vision vit:paper` (the recipes study's "vit paper" row) was refused as "must be timm:NAME"
+    out = tmp_path / "vit-paper"
+    final = train_tiny(tmp_path, out, "--vision", "vit:paper", "--vision-image-size", "32")
+    assert final["epoch"] == 1
+    state = torch.load(out / "checkpoints" / "latest.pt", map_location="cpu", weights_only=False)
+    widths = {v.shape[-1] for k, v in state["model"].items() if k.endswith("pos_embed")}
+    assert widths == {512}  # the authors' width, not timm's ViT-S/16 384

@@ -42,7 +42,7 @@ REFUSED = [
     (["--vision", "timm:resnet10t", "--graph-type", "homo"], "--vision replaces it with a pixel model"),
     (["--vision", "timm:resnet10t", "--drop-edge-types", "near"], "--drop-edge-types shapes the graph encoder"),
     (["--vision", "timm:resnet10t", "--mim-weight", "0.5"], "--objective mim / --mim-weight shapes the graph"),
-    (["--vision", "resnet10t"], "must be timm:NAME"),
+    (["--vision", "resnet10t"], "must be timm:NAME or vit:PRESET"),
     (["--mmap", "--dataset", "images", "--images", "i", "--captions", "c"], "--mmap cannot serve --dataset images"),
     (["--mmap", "--no-cache"], "--mmap maps the graph cache"),
     (["--workers", "2", "--no-cache"], "--workers build cache shards"),
