@@ -183,12 +183,24 @@ def run_cells(
     return cells
 
 
+def empty_columns(summary: list[dict], columns: Sequence[str]) -> list[str]:
+    """The metrics with no finite value in any row and seed."""
+    return [c for c in columns if not any(entry["columns"][c]["value"]["n"] for entry in summary)]
+
+
 def write_outputs(
     summary: list[dict], columns: Sequence[str], out: Path, stem: str, title: str, charted: Sequence[str]
 ) -> str:
-    """OUT/STEM-seeds.{txt,csv,json,png} (the chart shows the `charted` metrics); returns the table."""
+    """OUT/STEM-seeds.{txt,csv,json,png} (the chart shows the `charted` metrics); returns the table.
+    A metric no cell has a value for (a suite subset this world does not have) is left out, and named."""
     out.mkdir(parents=True, exist_ok=True)
+    empty = empty_columns(summary, columns)
+    columns = [c for c in columns if c not in empty]
+    charted = [c for c in charted if c not in empty]
+    summary = [{**entry, "columns": {c: entry["columns"][c] for c in columns}} for entry in summary]
     text = table(summary, columns)
+    if empty:
+        text += f"\nleft out, no value in any cell: {', '.join(empty)}"
     (out / f"{stem}-seeds.txt").write_text(text + "\n")
     write_csv(summary, columns, out / f"{stem}-seeds.csv")
     (out / f"{stem}-seeds.json").write_text(json.dumps(summary, indent=2) + "\n")
