@@ -4,7 +4,8 @@ Rows: the full hetero graph; each of the seven edge types (of --edge-schema)
 dropped; its triplet edges dropped together; the bias off (`--edge-bias
 none`); `--graph-type homo`; `--graph-type patch`. Every row uses the same
 seed, data and budget. Each row is a run directory under OUT/rows/; a row
-whose results exist is reused when the command runs again.
+whose results exist is reused when the command runs again, if it was
+trained with the flags the command gives it now (else: an error naming each).
 Writes OUT/ablation.csv, OUT/ablation.json and the chart OUT/ablation.png.
 
 With `--seeds 0,1,2` every row is trained once per seed (cells in
@@ -106,14 +107,66 @@ def set_aside_unstarted(folder: Path) -> Path | None:
     return aside
 
 
+# Trainer flags that say how a run executes, not what it learns: a reused cell may differ in these.
+EXECUTION_FLAGS = frozenset(
+    {"out", "config", "resume", "no_progress", "threads", "log_every", "report_to", "keep_step_checkpoints",
+     "save_every_steps", "loader_workers", "workers", "cache_dir", "no_cache", "mmap", "device", "compile",
+     "data_on_device"}
+)  # fmt: skip
+
+
+def cell_differences(folder: Path, argv: list[str]) -> list[str]:
+    """What the run in `folder` was trained with that the trainer flags `argv` would not give it:
+    '--epochs 28 (this study: 10)', one per flag. A flag the run's params.json lacks (added later)
+    counts as its default; a flag it left unset (None) counts as what its model config resolved it to,
+    and an unset --precision (the device's own) matches what the run resolved."""
+    from train.run import build_parser, parse_args
+
+    params = json.loads((folder / "params.json").read_text())
+    wanted, _ = parse_args(argv)
+    defaults = build_parser()
+    graph = params.get("model", {}).get("graph", {})
+    out = []
+    for key, value in sorted(vars(wanted).items()):
+        if key in EXECUTION_FLAGS:
+            continue
+        value = [str(v) for v in value] if isinstance(value, list | tuple) else value
+        value = str(value) if isinstance(value, Path) else value
+        saved = params.get(key, defaults.get_default(key))
+        if saved is None or value is None:  # unset on one side: compare what the model resolved
+            saved, value = (graph.get(key, saved) if saved is None else saved), (
+                graph.get(key, value) if value is None else value
+            )
+        if key == "precision" and wanted.precision is None:  # the device's own, as the run resolved it
+            continue
+        if saved != value:
+            out.append(f"--{key.replace('_', '-')} {saved} (this study: {value})")
+    return out
+
+
+def check_reused_cell(folder: Path, argv: list[str]) -> None:
+    """A finished or resumable cell is reused only if it was trained as this study would train it."""
+    if not (folder / "params.json").is_file():
+        return
+    differences = cell_differences(folder, argv)
+    if differences:
+        raise SystemExit(
+            f"error: {folder} was trained with other flags than this study gives it: {'; '.join(differences)}. "
+            "Give the study the same budget and --extra, or another --out (or delete the cell to train it again)"
+        )
+
+
 def run_row(name: str, flags: list[str], common: list[str], folder: Path, suite_count: int, seed: int) -> dict:
-    """Train one variant (unless already done) and score it; the row is cached in folder/row.json."""
+    """Train one variant (unless already done) and score it; the row is cached in folder/row.json.
+    A cell already there is reused only if it was trained with the flags this row gives it."""
     from train.run import main as train_main
 
     done = folder / "row.json"
+    checkpoint = folder / "checkpoints" / "latest.pt"
+    if done.exists() or checkpoint.exists():
+        check_reused_cell(folder, [*common, *flags, "--out", str(folder)])
     if done.exists():
         return json.loads(done.read_text())
-    checkpoint = folder / "checkpoints" / "latest.pt"
     if checkpoint.exists():
         final = train_main(["--resume", "latest", "--out", str(folder)])
     else:

@@ -9,6 +9,7 @@ import pytest
 
 import evaluate.ablate as ablate
 from evaluate.seed_stats import paired_difference, parse_seeds, summarise, t_interval
+from train.run import parse_args
 
 # Student's t, 97.5 % quantile with 2 degrees of freedom (tables): 4.302653
 T_2 = 4.302653
@@ -71,7 +72,10 @@ def fake_study(monkeypatch):
         flags = dict(zip(argv[::2], argv[1::2], strict=False))
         seed = int(flags["--seed"])
         trained.append((argv, seed))
-        Path(argv[argv.index("--out") + 1]).mkdir(parents=True)  # the run directory, as the trainer makes it
+        folder = Path(argv[argv.index("--out") + 1])
+        folder.mkdir(parents=True)  # the run directory and its params, as the trainer makes them
+        params = {**vars(parse_args(argv)[0]), "precision": "fp32", "model": {"graph": {"edge_bias": "learned"}}}
+        (folder / "params.json").write_text(json.dumps(params, default=str))
         bonus = 0.05 if "monotone" in argv else 0.0
         return {"t2i_R@1": 0.5 + 0.01 * seed + bonus, "i2t_R@1": 0.4 + 0.02 * seed}
 
@@ -127,3 +131,30 @@ def test_edge_rows_follow_the_chosen_schema_and_recipes_name_theirs():
     recipes = ablate.variants("recipes")
     assert recipes["seed recipe"] == ["--edge-schema", "seed", "--edge-bias", "monotone", "--readout", "cls"]
     assert recipes["vit paper"] == ["--vision", "vit:paper"] and list(recipes)[0] == "full"
+
+
+def test_a_cell_trained_with_other_flags_is_refused_not_reused(tmp_path, monkeypatch):
+    # cells were reused by folder alone: a study rerun at another budget mixed in cells of the old one
+    trained = fake_study(monkeypatch)
+    out = tmp_path / "study"
+    argv = ["--out", str(out), "--study", "recipes", "--rows", "monotone bias", "--seeds", "0", "--epochs", "3"]
+    ablate.main(argv)
+    assert len(trained) == 2
+    with pytest.raises(SystemExit, match=r"seed-0 was trained with other flags.*--epochs 3 \(this study: 4\)"):
+        ablate.main([*argv[:-1], "4"])
+    with pytest.raises(SystemExit, match=r"--world v3 \(this study: v4\)"):
+        ablate.main([*argv, "--extra", "--world v4"])
+    assert len(trained) == 2  # nothing trained, nothing overwritten
+    # a flag added after the cell was trained counts as its default; how a run executes does not count
+    cell = out / "rows" / "full" / "seed-0" / "params.json"
+    params = json.loads(cell.read_text())
+    del params["twin_caption_mode"]
+    cell.write_text(json.dumps({**params, "threads": 7, "no_progress": False, "edge_bias": None}))
+    ablate.main([*argv, "--extra", "--threads 1"])
+    assert len(trained) == 2
+    # a flag the run left unset counts as what its model resolved it to (--edge-bias: learned, as the study gives)
+    budget = ["--train-size", "4000", "--val-size", "500", "--epochs", "3", "--batch-size", "256", "--seed", "0"]
+    assert ablate.cell_differences(cell.parent, [*budget, "--edge-bias", "learned"]) == []
+    assert ablate.cell_differences(cell.parent, [*budget, "--edge-bias", "ranked"]) == [
+        "--edge-bias learned (this study: ranked)"
+    ]
