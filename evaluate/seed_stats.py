@@ -61,6 +61,40 @@ def paired_difference(
     return summary
 
 
+def relative_gain(
+    row: dict[int, float], baseline: dict[int, float], confidence: float = CONFIDENCE
+) -> dict[str, float]:
+    """How far the row is above the baseline, relative to the baseline (row / baseline - 1, as the
+    seed paper states "+47 % over a ViT"), per seed over the seeds where both are finite and the
+    baseline is above zero, with its t interval and ``excludes_zero``."""
+    seeds = [s for s in row if s in baseline and _finite(row[s]) and _finite(baseline[s]) and baseline[s] > 0]
+    summary = t_interval([row[s] / baseline[s] - 1 for s in seeds], confidence)
+    summary["excludes_zero"] = bool(summary["low"] > 0 or summary["high"] < 0)
+    return summary
+
+
+def margins(
+    cells: dict[str, dict[int, dict]], columns: Sequence[str], reference: str, baselines: Sequence[str]
+) -> str:
+    """The reference row's relative gain over each baseline row present, per column, as lines of text."""
+    lines = []
+    for name in baselines:
+        if name not in cells:
+            continue
+        lines.append(f"{reference!r} over {name!r}, relative gain per seed (reference / baseline - 1) [95 % interval]")
+        for column in columns:
+            gain = relative_gain(
+                {s: _value(c, column) for s, c in cells[reference].items()},
+                {s: _value(c, column) for s, c in cells[name].items()},
+            )
+            mark = "*" if gain["excludes_zero"] else ""
+            lines.append(
+                f"  {column:<16}{_points(gain['mean'])} % [{_points(gain['low'])},{_points(gain['high'])}]{mark}"
+                f" (n={gain['n']})"
+            )
+    return "\n".join(lines)
+
+
 def _finite(value) -> bool:
     return value is not None and math.isfinite(value)
 

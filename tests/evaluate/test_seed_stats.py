@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import evaluate.ablate as ablate
-from evaluate.seed_stats import paired_difference, parse_seeds, summarise, t_interval
+from evaluate.seed_stats import margins, paired_difference, parse_seeds, relative_gain, summarise, t_interval
 from train.run import parse_args
 
 # Student's t, 97.5 % quantile with 2 degrees of freedom (tables): 4.302653
@@ -43,6 +43,22 @@ def test_paired_difference_by_hand():
     # pairing removes a shared seed effect that an unpaired comparison would keep
     shifted = paired_difference({0: 0.51, 1: 0.61, 2: 0.71}, reference)
     assert shifted["sd"] == pytest.approx(0.0, abs=1e-9) and shifted["mean"] == pytest.approx(0.01)
+
+
+def test_relative_gain_over_a_baseline_by_hand():
+    # the seed paper's "+47 % over a ViT" is hetero / ViT - 1, here taken per seed
+    gain = relative_gain({0: 0.6, 1: 0.66, 2: 0.9}, {0: 0.4, 1: 0.44, 2: 0.5})
+    # per seed 0.5, 0.5, 0.8: mean 0.6, sd 0.173205, half width 4.302653 * 0.173205 / sqrt(3)
+    assert gain["n"] == 3 and gain["mean"] == pytest.approx(0.6) and gain["sd"] == pytest.approx(0.1732051)
+    assert gain["low"] == pytest.approx(0.6 - T_2 * 0.1732051 / math.sqrt(3), abs=1e-6) and gain["excludes_zero"]
+    # a baseline of zero has no relative gain: that seed is left out, not infinite
+    assert relative_gain({0: 0.3, 1: 0.4}, {0: 0.0, 1: 0.2})["n"] == 1
+    cells = {"full": {0: {"a": 0.6}, 1: {"a": 0.66}}, "vit paper": {0: {"a": 0.4}, 1: {"a": 0.44}}}
+    text = margins(cells, ["a"], "full", ["vit paper", "vit-s16"])
+    assert text.splitlines() == [
+        "'full' over 'vit paper', relative gain per seed (reference / baseline - 1) [95 % interval]",
+        "  a               50.0 % [50.0,50.0]* (n=2)",
+    ]
 
 
 def test_summary_rows_columns_and_reference():
