@@ -45,6 +45,26 @@ COLUMNS = (
     "arrow-swap",
     "arrow_group",
 )
+# Both retrieval protocols: all five captions per image, and the seed paper's one caption per image.
+RETRIEVAL_COLUMNS = ("t2i_R@1", "i2t_R@1", "t2i_R@1_1cap", "i2t_R@1_1cap")
+# Per-subset columns a cell records beside the headline ones (a predicate, an object count).
+DETAIL_PREFIXES = ("relation-swap:", "wino_group:")
+
+
+def detail_columns(rows: list[dict]) -> list[str]:
+    """The one-caption retrieval and per-subset columns any of these cells has, in a stable order."""
+    found = {key for row in rows for key in row if key.startswith(DETAIL_PREFIXES)}
+    extra = [c for c in RETRIEVAL_COLUMNS if c not in COLUMNS and any(row.get(c) is not None for row in rows)]
+    return extra + sorted(found, key=lambda key: (DETAIL_PREFIXES.index(key.split(":")[0] + ":"), key))
+
+
+def median_epoch_seconds(results: Path) -> float | None:
+    """The median wall clock of a run's epochs (its results.jsonl), None when it logged none."""
+    if not results.exists():
+        return None
+    times = [json.loads(line).get("epoch_seconds") for line in results.read_text().splitlines() if line.strip()]
+    times = sorted(t for t in times if t is not None)
+    return times[len(times) // 2] if times else None
 
 
 STUDIES = ("edges", "tokenizer", "recipes")
@@ -175,17 +195,20 @@ def run_row(name: str, flags: list[str], common: list[str], folder: Path, suite_
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(state)
     options = options_from_params(run_params(state, checkpoint)[0])  # the row's own graphs, as it trained
-    row = {"row": name, "flags": flags, "t2i_R@1": final["t2i_R@1"], "i2t_R@1": final["i2t_R@1"]}
+    row = {"row": name, "flags": flags, **{k: final.get(k) for k in RETRIEVAL_COLUMNS}}
+    row["epoch_seconds_median"] = median_epoch_seconds(folder / "results.jsonl")
     for suite in SUITES:
         result = evaluate_suite(model, options, suite, torch.device("cpu"), suite_count, SUITE_SEED)
         arrows = result.get("pair_subsets" if "group" in result else "subsets", {}).get("points at", {})
         if "group" in result:
             row.update(wino_text=result["text"], wino_image=result["image"], wino_group=result["group"])
             row["arrow_group"] = arrows.get("group")
+            row.update({f"wino_group:{k}": v["group"] for k, v in result["pair_subsets"].items()})
         else:
             row[suite] = result["macro_acc"] if suite == "relation-swap" else result["acc"]
         if suite == "relation-swap":
             row["arrow-swap"] = arrows.get("acc")
+            row.update({f"relation-swap:{k}": v["acc"] for k, v in result["subsets"].items()})
     done.write_text(json.dumps(row, indent=2) + "\n")
     return row
 
@@ -306,9 +329,10 @@ def seeded_study(args: argparse.Namespace, rows: dict[str, list[str]], seeds: li
         return run_row(name, flags, common_flags(args, seed), folder, args.suite_count, seed)
 
     cells = run_cells(rows, seeds, run_cell, lambda name: args.out / "rows" / folder_name(name))
-    summary = summarise(cells, COLUMNS, reference="full")
+    columns = [*COLUMNS, *detail_columns([c for by_seed in cells.values() for c in by_seed.values()])]
+    summary = summarise(cells, columns, reference="full")
     stem = study_stem(args.study)
-    text = write_outputs(summary, COLUMNS, args.out, stem, STUDY_TITLES[args.study], CHARTED)
+    text = write_outputs(summary, columns, args.out, stem, STUDY_TITLES[args.study], CHARTED)
     gains = margins(cells, MARGIN_COLUMNS, "full", BASELINE_ROWS)
     if gains:  # the seed paper's "+47 % over a ViT", per baseline row
         text += "\n" + gains

@@ -46,6 +46,10 @@ def test_ablation_writes_table_csv_chart_and_reuses_finished_rows(tmp_path, caps
     assert float(table[0]["delta_t2i_R@1"]) == 0.0
     assert abs(float(table[1]["delta_relation-swap"]) - (rows[1]["relation-swap"] - rows[0]["relation-swap"])) < 1e-4
     assert Image.open(tmp_path / "abl" / "ablation.png").size[0] >= 800
+    # each cell also keeps both retrieval protocols, every predicate's swap (the macro is their mean), its epochs
+    predicates = [v for k, v in rows[0].items() if k.startswith("relation-swap:")]
+    assert len(predicates) >= 2 and rows[0]["relation-swap"] == pytest.approx(sum(predicates) / len(predicates))
+    assert 0 <= rows[0]["t2i_R@1_1cap"] <= 1 and rows[0]["epoch_seconds_median"] > 0
     params = json.loads((tmp_path / "abl" / "rows" / "minus-near" / "params.json").read_text())
     assert params["drop_edge_types"] == ["near"]
     stamp = (tmp_path / "abl" / "rows" / "full" / "row.json").stat().st_mtime_ns

@@ -137,6 +137,45 @@ def test_seeds_train_every_row_once_per_seed_and_reuse_finished_cells(tmp_path, 
     assert sorted(seed for _, seed in trained) == [3, 3]
 
 
+def test_cells_record_per_predicate_swap_per_count_group_and_one_caption_retrieval(tmp_path, monkeypatch):
+    # the issue's columns: relation swap per predicate, both retrieval protocols, Winoground by subset
+    fake_study(monkeypatch)
+    cells = {suite: 0 for suite in ablate.SUITES}  # the k-th cell scored (seed k here) gets the k-th figures
+
+    def fake_suite(model, params, suite, device, count, seed):
+        k, cells[suite] = cells[suite], cells[suite] + 1
+        if suite == "winoground-synthetic":
+            pairs = {"2 objects": {"text": 0.5, "image": 0.4, "group": 0.3, "n": 60},
+                     "3 objects": {"text": 0.4, "image": 0.3, "group": 0.1 + 0.1 * k, "n": 60}}  # fmt: skip
+            return {"text": 0.45, "image": 0.35, "group": 0.2, "pair_subsets": pairs}
+        subsets = {"left of": {"acc": 0.8, "n": 50}, "above": {"acc": 0.6 + 0.05 * k, "n": 50}}
+        return {"macro_acc": sum(v["acc"] for v in subsets.values()) / 2, "acc": 0.7, "subsets": subsets}
+
+    monkeypatch.setattr(ablate, "evaluate_suite", fake_suite)
+    out = tmp_path / "study"
+    summary = ablate.main(["--out", str(out), "--study", "recipes", "--rows", "full", "--seeds", "0,1"])
+    row = json.loads((out / "rows" / "full" / "seed-1" / "row.json").read_text())
+    assert row["relation-swap:left of"] == 0.8 and row["relation-swap:above"] == pytest.approx(0.65)
+    assert row["relation-swap"] == pytest.approx((row["relation-swap:left of"] + row["relation-swap:above"]) / 2)
+    assert row["wino_group:3 objects"] == pytest.approx(0.2) and row["wino_group:2 objects"] == 0.3
+    assert row["t2i_R@1_1cap"] is None  # this fake trainer reports no one-caption figures: left out below
+    columns = summary[0]["columns"]
+    assert list(columns)[-4:] == ["relation-swap:above", "relation-swap:left of", "wino_group:2 objects",
+                                  "wino_group:3 objects"]  # fmt: skip
+    assert columns["relation-swap:above"]["value"]["mean"] == pytest.approx(0.625)
+    assert "t2i_R@1_1cap" not in columns
+    assert "relation-swap:above" in (out / "study-recipes-seeds.txt").read_text()
+
+
+def test_detail_columns_and_median_epoch_seconds(tmp_path):
+    rows = [{"t2i_R@1_1cap": 0.3, "wino_group:2 objects": 0.1, "relation-swap:z": 1}, {"relation-swap:a": 0.5}]
+    assert ablate.detail_columns(rows) == ["t2i_R@1_1cap", "relation-swap:a", "relation-swap:z", "wino_group:2 objects"]
+    results = tmp_path / "results.jsonl"
+    results.write_text("".join(json.dumps({"epoch": e, "epoch_seconds": s}) + "\n" for e, s in enumerate([9, 3, 5])))
+    assert ablate.median_epoch_seconds(results) == 5
+    assert ablate.median_epoch_seconds(tmp_path / "none.jsonl") is None
+
+
 def test_edge_rows_follow_the_chosen_schema_and_recipes_name_theirs():
     from graphs.schema import SEED_EDGE_TYPES
 
