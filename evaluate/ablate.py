@@ -22,6 +22,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure
 
@@ -30,6 +31,7 @@ from evaluate.compositional import evaluate_suite  # noqa: E402
 from evaluate.run_config import options_from_params, run_params  # noqa: E402
 from evaluate.seed_stats import margins, parse_seeds, run_cells, summarise, write_outputs  # noqa: E402
 from graphs.schema import DEFAULT_EDGE_SCHEMA, EDGE_SCHEMAS, schema_edge_types  # noqa: E402
+from models import load_config  # noqa: E402
 from models.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
 
 SUITES = ("relation-swap", "attribute-swap", "word-order", "winoground-synthetic")
@@ -63,8 +65,8 @@ def median_epoch_seconds(results: Path) -> float | None:
     if not results.exists():
         return None
     times = [json.loads(line).get("epoch_seconds") for line in results.read_text().splitlines() if line.strip()]
-    times = sorted(t for t in times if t is not None)
-    return times[len(times) // 2] if times else None
+    times = [t for t in times if t is not None]
+    return float(np.median(times)) if times else None
 
 
 STUDIES = ("edges", "tokenizer", "recipes")
@@ -135,6 +137,10 @@ EXECUTION_FLAGS = frozenset(
 )  # fmt: skip
 
 
+# Flags stored under another name in the model config's graph section.
+CONFIG_FIELDS = {"readout": "pool"}
+
+
 def cell_differences(folder: Path, argv: list[str]) -> list[str]:
     """What the run in `folder` was trained with that the trainer flags `argv` would not give it:
     '--epochs 28 (this study: 10)', one per flag. A flag the run's params.json lacks (added later)
@@ -145,7 +151,8 @@ def cell_differences(folder: Path, argv: list[str]) -> list[str]:
     params = json.loads((folder / "params.json").read_text())
     wanted, _ = parse_args(argv)
     defaults = build_parser()
-    graph = params.get("model", {}).get("graph", {})
+    graph = params.get("model", {}).get("graph", {})  # what the run's model resolved
+    study_graph = vars(load_config(wanted.model_config).graph)  # what the study's would
     out = []
     for key, value in sorted(vars(wanted).items()):
         if key in EXECUTION_FLAGS:
@@ -153,10 +160,11 @@ def cell_differences(folder: Path, argv: list[str]) -> list[str]:
         value = [str(v) for v in value] if isinstance(value, list | tuple) else value
         value = str(value) if isinstance(value, Path) else value
         saved = params.get(key, defaults.get_default(key))
-        if saved is None or value is None:  # unset on one side: compare what the model resolved
-            saved, value = (graph.get(key, saved) if saved is None else saved), (
-                graph.get(key, value) if value is None else value
-            )
+        field = CONFIG_FIELDS.get(key, key)
+        if saved is None:  # unset on one side: compare what that side's model config resolves it to
+            saved = graph.get(field)
+        if value is None:
+            value = study_graph.get(field)
         if key == "precision" and wanted.precision is None:  # the device's own, as the run resolved it
             continue
         if saved != value:
@@ -334,9 +342,12 @@ def seeded_study(args: argparse.Namespace, rows: dict[str, list[str]], seeds: li
     stem = study_stem(args.study)
     text = write_outputs(summary, columns, args.out, stem, STUDY_TITLES[args.study], CHARTED)
     gains = margins(cells, MARGIN_COLUMNS, "full", BASELINE_ROWS)
+    margins_file = args.out / f"{stem}-margins.txt"
     if gains:  # the seed paper's "+47 % over a ViT", per baseline row
         text += "\n" + gains
-        (args.out / f"{stem}-margins.txt").write_text(gains + "\n")
+        margins_file.write_text(gains + "\n")
+    else:
+        margins_file.unlink(missing_ok=True)  # not one of an earlier run with other rows
     print(text)
     print(f"wrote {args.out / (stem + '-seeds.csv')}, {args.out / (stem + '-seeds.png')}")
     return summary

@@ -64,12 +64,17 @@ def paired_difference(
 def relative_gain(
     row: dict[int, float], baseline: dict[int, float], confidence: float = CONFIDENCE
 ) -> dict[str, float]:
-    """How far the row is above the baseline, relative to the baseline (row / baseline - 1, as the
-    seed paper states "+47 % over a ViT"), per seed over the seeds where both are finite and the
-    baseline is above zero, with its t interval and ``excludes_zero``."""
-    seeds = [s for s in row if s in baseline and _finite(row[s]) and _finite(baseline[s]) and baseline[s] > 0]
-    summary = t_interval([row[s] / baseline[s] - 1 for s in seeds], confidence)
-    summary["excludes_zero"] = bool(summary["low"] > 0 or summary["high"] < 0)
+    """How far the row is above the baseline relative to it (row / baseline - 1, as the seed paper
+    states "+47 % over a ViT"), over the seeds where both are finite and above zero: the t interval
+    is taken on log(row / baseline) per seed and mapped back, so `mean` is the geometric mean ratio
+    - 1 (a seed with a tiny baseline cannot outweigh the others) and the interval stays above -100 %.
+    `excludes_zero` as for differences; `dropped` lists the seeds left out (a row or baseline <= 0)."""
+    both = [s for s in row if s in baseline and _finite(row[s]) and _finite(baseline[s])]
+    seeds = [s for s in both if row[s] > 0 and baseline[s] > 0]
+    logs = t_interval([math.log(row[s] / baseline[s]) for s in seeds], confidence)
+    summary = {"n": logs["n"], "sd_log": logs["sd"], "dropped": [s for s in both if s not in seeds]}
+    summary |= {k: math.expm1(logs[k]) if math.isfinite(logs[k]) else logs[k] for k in ("mean", "low", "high")}
+    summary["excludes_zero"] = bool(logs["low"] > 0 or logs["high"] < 0)
     return summary
 
 
@@ -81,16 +86,20 @@ def margins(
     for name in baselines:
         if name not in cells:
             continue
-        lines.append(f"{reference!r} over {name!r}, relative gain per seed (reference / baseline - 1) [95 % interval]")
+        lines.append(
+            f"{reference!r} over {name!r}, relative gain (reference / baseline - 1, geometric mean over seeds) "
+            "[95 % interval]"
+        )
         for column in columns:
             gain = relative_gain(
                 {s: _value(c, column) for s, c in cells[reference].items()},
                 {s: _value(c, column) for s, c in cells[name].items()},
             )
             mark = "*" if gain["excludes_zero"] else ""
+            dropped = f"; left out, a value <= 0: seed {','.join(map(str, gain['dropped']))}" if gain["dropped"] else ""
             lines.append(
                 f"  {column:<16}{_points(gain['mean'])} % [{_points(gain['low'])},{_points(gain['high'])}]{mark}"
-                f" (n={gain['n']})"
+                f" (n={gain['n']}{dropped})"
             )
     return "\n".join(lines)
 

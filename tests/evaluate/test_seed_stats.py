@@ -9,6 +9,7 @@ import pytest
 
 import evaluate.ablate as ablate
 from evaluate.seed_stats import margins, paired_difference, parse_seeds, relative_gain, summarise, t_interval
+from models import load_config
 from train.run import parse_args
 
 # Student's t, 97.5 % quantile with 2 degrees of freedom (tables): 4.302653
@@ -46,18 +47,27 @@ def test_paired_difference_by_hand():
 
 
 def test_relative_gain_over_a_baseline_by_hand():
-    # the seed paper's "+47 % over a ViT" is hetero / ViT - 1, here taken per seed
+    # the seed paper's "+47 % over a ViT" is hetero / ViT - 1: here per seed, averaged on the log scale
     gain = relative_gain({0: 0.6, 1: 0.66, 2: 0.9}, {0: 0.4, 1: 0.44, 2: 0.5})
-    # per seed 0.5, 0.5, 0.8: mean 0.6, sd 0.173205, half width 4.302653 * 0.173205 / sqrt(3)
-    assert gain["n"] == 3 and gain["mean"] == pytest.approx(0.6) and gain["sd"] == pytest.approx(0.1732051)
-    assert gain["low"] == pytest.approx(0.6 - T_2 * 0.1732051 / math.sqrt(3), abs=1e-6) and gain["excludes_zero"]
-    # a baseline of zero has no relative gain: that seed is left out, not infinite
-    assert relative_gain({0: 0.3, 1: 0.4}, {0: 0.0, 1: 0.2})["n"] == 1
-    cells = {"full": {0: {"a": 0.6}, 1: {"a": 0.66}}, "vit paper": {0: {"a": 0.4}, 1: {"a": 0.44}}}
-    text = margins(cells, ["a"], "full", ["vit paper", "vit-s16"])
+    # ratios 1.5, 1.5, 1.8: geometric mean (1.5 * 1.5 * 1.8) ** (1/3) = 4.05 ** (1/3) = 1.593988
+    logs = [math.log(1.5), math.log(1.5), math.log(1.8)]
+    sd = (math.log(1.8) - math.log(1.5)) / math.sqrt(3)  # the sample sd of (a, a, b) is |b - a| / sqrt(3)
+    assert gain["n"] == 3 and gain["mean"] == pytest.approx(4.05 ** (1 / 3) - 1, abs=1e-9)
+    assert gain["sd_log"] == pytest.approx(sd)
+    half = T_2 * sd / math.sqrt(3)
+    assert gain["low"] == pytest.approx(math.exp(sum(logs) / 3 - half) - 1, abs=1e-6) and gain["excludes_zero"]
+    # a seed whose baseline is tiny does not outweigh the others as a mean of ratios would (+500 %)
+    assert relative_gain({0: 0.2, 1: 0.2}, {0: 0.02, 1: 0.1})["mean"] == pytest.approx(math.sqrt(10 * 2) - 1)
+    # a value of zero has no log ratio: that seed is left out and named, not infinite
+    zero = relative_gain({0: 0.3, 1: 0.4, 2: 0.5}, {0: 0.0, 1: 0.2, 2: 0.25})
+    assert zero["n"] == 2 and zero["dropped"] == [0] and zero["mean"] == pytest.approx(1.0)
+    cells = {"full": {0: {"a": 0.6, "b": 0.3}, 1: {"a": 0.66, "b": 0.3}},
+             "vit paper": {0: {"a": 0.4, "b": 0.0}, 1: {"a": 0.44, "b": 0.1}}}  # fmt: skip
+    text = margins(cells, ["a", "b"], "full", ["vit paper", "vit-s16"])
     assert text.splitlines() == [
-        "'full' over 'vit paper', relative gain per seed (reference / baseline - 1) [95 % interval]",
+        "'full' over 'vit paper', relative gain (reference / baseline - 1, geometric mean over seeds) [95 % interval]",
         "  a               50.0 % [50.0,50.0]* (n=2)",
+        "  b               200.0 % [nan,nan] (n=1; left out, a value <= 0: seed 0)",
     ]
 
 
@@ -90,7 +100,10 @@ def fake_study(monkeypatch):
         trained.append((argv, seed))
         folder = Path(argv[argv.index("--out") + 1])
         folder.mkdir(parents=True)  # the run directory and its params, as the trainer makes them
-        params = {**vars(parse_args(argv)[0]), "precision": "fp32", "model": {"graph": {"edge_bias": "learned"}}}
+        args = parse_args(argv)[0]
+        graph = vars(load_config(args.model_config).graph)  # the resolved model, as the trainer saves it
+        graph.update(edge_bias=args.edge_bias or graph["edge_bias"], pool=args.readout or graph["pool"])
+        params = {**vars(args), "precision": "fp32", "model": {"graph": graph}}
         (folder / "params.json").write_text(json.dumps(params, default=str))
         bonus = 0.05 if "monotone" in argv else 0.0
         return {"t2i_R@1": 0.5 + 0.01 * seed + bonus, "i2t_R@1": 0.4 + 0.02 * seed}
@@ -213,3 +226,21 @@ def test_a_cell_trained_with_other_flags_is_refused_not_reused(tmp_path, monkeyp
     assert ablate.cell_differences(cell.parent, [*budget, "--edge-bias", "ranked"]) == [
         "--edge-bias learned (this study: ranked)"
     ]
+
+
+def test_unset_flags_resolve_on_each_side_from_that_sides_model_config(tmp_path, monkeypatch):
+    # the study's unset --edge-bias was filled in from the old run's own model (always equal), and
+    # --readout was looked up under its flag name where the model config calls it `pool`
+    fake_study(monkeypatch)
+    out = tmp_path / "study"
+    ablate.main(["--out", str(out), "--study", "recipes", "--rows", "full", "--seeds", "0", "--epochs", "3"])
+    cell = out / "rows" / "full" / "seed-0" / "params.json"
+    params = json.loads(cell.read_text())
+    budget = ["--train-size", "4000", "--val-size", "500", "--epochs", "3", "--batch-size", "256", "--seed", "0"]
+    graph = params["model"]["graph"]
+    monotone = {**params, "edge_bias": "monotone", "model": {"graph": {**graph, "edge_bias": "monotone"}}}
+    cell.write_text(json.dumps(monotone))
+    assert ablate.cell_differences(cell.parent, budget) == ["--edge-bias monotone (this study: learned)"]
+    cell.write_text(json.dumps({**params, "readout": None, "model": {"graph": {**graph, "pool": "cls"}}}))
+    assert ablate.cell_differences(cell.parent, [*budget, "--readout", "cls"]) == []
+    assert ablate.cell_differences(cell.parent, budget) == ["--readout cls (this study: attention)"]
