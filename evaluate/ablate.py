@@ -210,8 +210,10 @@ def run_row(name: str, flags: list[str], common: list[str], folder: Path, suite_
         arrows = result.get("pair_subsets" if "group" in result else "subsets", {}).get("points at", {})
         if "group" in result:
             row.update(wino_text=result["text"], wino_image=result["image"], wino_group=result["group"])
-            row["arrow_group"] = arrows.get("group")
-            row.update({f"wino_group:{k}": v["group"] for k, v in result["pair_subsets"].items()})
+            by_predicate = result.get("pair_predicates", {})  # world v4: pairs by object count, also by predicate
+            row["arrow_group"] = arrows.get("group", by_predicate.get("points at", {}).get("group"))
+            for subsets in (result["pair_subsets"], by_predicate):
+                row.update({f"wino_group:{k}": v["group"] for k, v in subsets.items()})
         else:
             row[suite] = result["macro_acc"] if suite == "relation-swap" else result["acc"]
         if suite == "relation-swap":

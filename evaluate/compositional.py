@@ -128,6 +128,7 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
     """Suite metrics from embeddings keyed by image REF (JSON) and caption."""
     per_subset: dict[str, list] = defaultdict(list)
     pairs: dict[str, list] = defaultdict(list)
+    pair_predicates: dict[str, list] = defaultdict(list)  # world v4's pairs, subsets by count, also by predicate
     for item in items:
         subset = item.get("subset", "all")
         if "image" in item:
@@ -143,6 +144,8 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
             text = s[0][0] > s[1][0] and s[1][1] > s[0][1]
             image = s[0][0] > s[0][1] and s[1][1] > s[1][0]
             pairs[subset].append((text, image, text and image))
+            if "predicate" in item:
+                pair_predicates[item["predicate"]].append((text, image, text and image))
     result: dict = {"items": len(items)}
     if per_subset:
         subsets = {k: {"acc": float(np.mean(v)), "n": len(v)} for k, v in sorted(per_subset.items())}
@@ -156,12 +159,19 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
         result.update(
             {name: float(np.mean([x[k] for x in every])) for k, name in enumerate(("text", "image", "group"))}
         )
-        result["pair_subsets"] = {
-            k: {name: float(np.mean([x[j] for x in v])) for j, name in enumerate(("text", "image", "group"))}
-            | {"n": len(v)}
-            for k, v in sorted(pairs.items())
-        }
+        result["pair_subsets"] = pair_scores(pairs)
+    if pair_predicates:
+        result["pair_predicates"] = pair_scores(pair_predicates)
     return result
+
+
+def pair_scores(pairs: dict[str, list]) -> dict[str, dict]:
+    """Winoground's text / image / group per subset, from (text, image, group) flags per pair."""
+    return {
+        k: {name: float(np.mean([x[j] for x in v])) for j, name in enumerate(("text", "image", "group"))}
+        | {"n": len(v)}
+        for k, v in sorted(pairs.items())
+    }
 
 
 def format_result(name: str, result: dict) -> str:
@@ -180,7 +190,7 @@ def format_result(name: str, result: dict) -> str:
         )
     if "group" in result:
         lines.append(f"  {'subset':<16}{'n':>6}{'text':>8}{'image':>8}{'group':>8}")
-        for k, v in result["pair_subsets"].items():
+        for k, v in [*result["pair_subsets"].items(), *result.get("pair_predicates", {}).items()]:
             lines.append(f"  {k:<16}{v['n']:>6}" + "".join(f"{100 * v[m]:>7.1f}%" for m in ("text", "image", "group")))
         lines.append(
             f"  {'all':<16}{result['items']:>6}"

@@ -53,10 +53,12 @@ def add_intervals(result: dict, min_items: int = MIN_HEADLINE_ITEMS) -> dict:
     accuracy and the headline macro (`headline_macro`) over subsets of at least `min_items`."""
     out = dict(result)
     if "pair_subsets" in result:
-        out["pair_subsets"] = {
-            k: v | {f"{m}_ci": list(wilson(v[m], v["n"])) for m in ("text", "image", "group")}
-            for k, v in result["pair_subsets"].items()
-        }
+        for key in ("pair_subsets", "pair_predicates"):
+            if key in result:
+                out[key] = {
+                    k: v | {f"{m}_ci": list(wilson(v[m], v["n"])) for m in ("text", "image", "group")}
+                    for k, v in result[key].items()
+                }
         n = sum(v["n"] for v in result["pair_subsets"].values())
         out.update({f"{m}_ci": list(wilson(result[m], n)) for m in ("text", "image", "group")})
         out["headline"] = {"name": "group", "value": result["group"], "ci": out["group_ci"]}
@@ -94,7 +96,7 @@ def format_intervals(result: dict) -> list[str]:
         lines.append(f"  all items: {pct(result['acc'], result['acc_ci'])}")
     if "group_ci" in result:
         lines.append("  " + ", ".join(f"{m} {pct(result[m], result[f'{m}_ci'])}" for m in ("text", "image", "group")))
-        for k, v in result["pair_subsets"].items():
+        for k, v in [*result["pair_subsets"].items(), *result.get("pair_predicates", {}).items()]:
             lines.append(f"  {k}: group {pct(v['group'], v['group_ci'])} (n {v['n']})")
     if lines:
         lines.insert(0, "  95% intervals (Wilson; the macro's: normal approximation over independent subsets)")

@@ -163,3 +163,27 @@ def test_the_world_of_a_run_is_read_from_its_data_options_too():
 
     assert world_of(DataOptions(world="v4", held_out_combinations=True)) == {"world": "v4", "held_out": True}
     assert world_of(DataOptions(world="v4", held_out_combinations=True), "v3") == {"world": "v3", "held_out": False}
+
+
+def test_v4_pairs_are_scored_by_predicate_as_well_as_by_object_count():
+    # world v4's pairs were split by object count only: arrow and spatial pairs could not be told apart
+    import torch
+
+    from evaluate.compositional import format_result, ref_key, score
+
+    image = {f"i{k}": torch.tensor(v, dtype=torch.float) for k, v in enumerate([[1, 0], [0, 1], [1, 0], [0, 1]])}
+    text = {"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.0, 1.0]), "c": torch.tensor([0.0, 1.0])}
+    refs = {k: {"ref": k} for k in image}
+    images = {ref_key(refs[k]): v for k, v in image.items()}
+    items = [  # the first pair is told apart both ways (group 1), the second by neither caption (group 0)
+        {"subset": "3 objects", "predicate": "points at", "images": [refs["i0"], refs["i1"]], "captions": ["a", "b"]},
+        {"subset": "3 objects", "predicate": "left of", "images": [refs["i2"], refs["i3"]], "captions": ["c", "a"]},
+    ]
+    result = score(items, images, text)
+    assert result["pair_subsets"] == {"3 objects": {"text": 0.5, "image": 0.5, "group": 0.5, "n": 2}}
+    assert result["pair_predicates"]["points at"] == {"text": 1.0, "image": 1.0, "group": 1.0, "n": 1}
+    assert result["pair_predicates"]["left of"]["group"] == 0.0
+    out = add_intervals(result)
+    assert out["pair_predicates"]["points at"]["group_ci"] == pytest.approx(list(wilson(1.0, 1)))
+    assert "points at: group 100.0%" in "\n".join(format_intervals(out))
+    assert "points at" in format_result("winoground-synthetic", out)
