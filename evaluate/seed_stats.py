@@ -153,9 +153,10 @@ def table(summary: list[dict], columns: Sequence[str]) -> str:
         f"mean ± sd [95 % t interval] over seeds, in points; Δ = paired difference to {reference!r} "
         "[95 % interval], * = the interval excludes zero"
     ]
+    width = max([16, *(len(column) + 2 for column in columns)])  # 'wino_group:5 objects' and its value apart
     for entry in summary:
         lines.append(f"{entry['row']}  (seeds {','.join(map(str, entry['seeds']))})")
-        lines.extend(f"  {column:<16}{format_cell(entry['columns'][column])}" for column in columns)
+        lines.extend(f"  {column:<{width}}{format_cell(entry['columns'][column])}" for column in columns)
     return "\n".join(lines)
 
 

@@ -177,7 +177,7 @@ def test_cells_record_per_predicate_swap_per_count_group_and_one_caption_retriev
                                   "wino_group:3 objects"]  # fmt: skip
     assert columns["relation-swap:above"]["value"]["mean"] == pytest.approx(0.625)
     assert "t2i_R@1_1cap" not in columns
-    assert "relation-swap:above" in (out / "study-recipes-seeds.txt").read_text()
+    assert "  relation-swap:left of  80.0±0.0" in (out / "study-recipes-seeds.txt").read_text()  # name, gap, value
 
 
 def test_detail_columns_and_median_epoch_seconds(tmp_path):
