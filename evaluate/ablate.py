@@ -247,7 +247,7 @@ def table(rows: list[dict]) -> str:
 # +10 % Winoground): the full row over each of these rows, in those terms.
 BASELINE_ROWS = ("vit paper", "vit-s16", "patch")
 MARGIN_COLUMNS = ("t2i_R@1", "i2t_R@1", "relation-swap", "wino_text", "wino_group")
-CHARTED = ("t2i_R@1", "relation-swap", "arrow-swap", "wino_group")
+CHARTED = ("t2i_R@1", "relation-swap", "arrow-swap", "attribute-swap", "wino_group", "arrow_group")
 
 
 def chart(rows: list[dict], path: Path, title: str = "edge-type ablation") -> None:
