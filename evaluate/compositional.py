@@ -38,7 +38,7 @@ from data.cache import BadItem
 from data.sources import DataOptions
 from data.synthetic import WORLDS
 from evaluate.benchmarks import BENCHMARKS, load_benchmark
-from evaluate.intervals import add_intervals, format_intervals
+from evaluate.intervals import add_intervals, format_intervals, pair_rows
 from evaluate.ref_graphs import RefGraphs
 from evaluate.report import benchmark_result, format_benchmark
 from evaluate.run_config import OVERRIDE_FLAG, RunSettings, add_graph_arguments, run_params, settings_from_run
@@ -190,7 +190,7 @@ def format_result(name: str, result: dict) -> str:
         )
     if "group" in result:
         lines.append(f"  {'subset':<16}{'n':>6}{'text':>8}{'image':>8}{'group':>8}")
-        for k, v in [*result["pair_subsets"].items(), *result.get("pair_predicates", {}).items()]:
+        for k, v in pair_rows(result):
             lines.append(f"  {k:<16}{v['n']:>6}" + "".join(f"{100 * v[m]:>7.1f}%" for m in ("text", "image", "group")))
         lines.append(
             f"  {'all':<16}{result['items']:>6}"

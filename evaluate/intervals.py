@@ -79,6 +79,11 @@ def add_intervals(result: dict, min_items: int = MIN_HEADLINE_ITEMS) -> dict:
     return out
 
 
+def pair_rows(result: dict) -> list[tuple[str, dict]]:
+    """A pair suite's subsets (by object count on world v4), then the same pairs by predicate."""
+    return [*result["pair_subsets"].items(), *result.get("pair_predicates", {}).items()]
+
+
 def format_intervals(result: dict) -> list[str]:
     """Lines telling each headline of a result with its interval, and what the macro left out."""
 
@@ -96,7 +101,7 @@ def format_intervals(result: dict) -> list[str]:
         lines.append(f"  all items: {pct(result['acc'], result['acc_ci'])}")
     if "group_ci" in result:
         lines.append("  " + ", ".join(f"{m} {pct(result[m], result[f'{m}_ci'])}" for m in ("text", "image", "group")))
-        for k, v in [*result["pair_subsets"].items(), *result.get("pair_predicates", {}).items()]:
+        for k, v in pair_rows(result):
             lines.append(f"  {k}: group {pct(v['group'], v['group_ci'])} (n {v['n']})")
     if lines:
         lines.insert(0, "  95% intervals (Wilson; the macro's: normal approximation over independent subsets)")
