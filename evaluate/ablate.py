@@ -139,17 +139,20 @@ EXECUTION_FLAGS = frozenset(
 
 # Flags stored under another name in the model config's graph section.
 CONFIG_FIELDS = {"readout": "pool"}
+# What an unset --precision resolves to on some device (train.trainer: bf16 on CUDA, fp32 on CPU).
+DEVICE_PRECISIONS = ("bf16", "fp32")
 
 
 def cell_differences(folder: Path, argv: list[str]) -> list[str]:
     """What the run in `folder` was trained with that the trainer flags `argv` would not give it:
     '--epochs 28 (this study: 10)', one per flag. A flag the run's params.json lacks (added later)
     counts as its default; a flag it left unset (None) counts as what its model config resolved it to,
-    and an unset --precision (the device's own) matches what the run resolved."""
+    and an unset --precision (the device's own) matches a run that resolved one of the devices' own
+    (bf16 or fp32), never fp16. The files `argv` names need not exist still: the cell was trained."""
     from train.run import build_parser, parse_args
 
     params = json.loads((folder / "params.json").read_text())
-    wanted, _ = parse_args(argv)
+    wanted, _ = parse_args(argv, validated=False)
     defaults = build_parser()
     graph = params.get("model", {}).get("graph", {})  # what the run's model resolved
     study_graph = vars(load_config(wanted.model_config).graph)  # what the study's would
@@ -166,7 +169,9 @@ def cell_differences(folder: Path, argv: list[str]) -> list[str]:
         if value is None:
             value = study_graph.get(field)
         if key == "precision" and wanted.precision is None:  # the device's own, as the run resolved it
-            continue
+            if saved is None or saved in DEVICE_PRECISIONS:
+                continue
+            value = "unset: bf16 on CUDA, fp32 on CPU"
         if saved != value:
             out.append(f"--{key.replace('_', '-')} {saved} (this study: {value})")
     return out
@@ -175,7 +180,10 @@ def cell_differences(folder: Path, argv: list[str]) -> list[str]:
 def check_reused_cell(folder: Path, argv: list[str]) -> None:
     """A finished or resumable cell is reused only if it was trained as this study would train it."""
     if not (folder / "params.json").is_file():
-        return
+        raise SystemExit(
+            f"error: {folder} has a finished row or checkpoint but no params.json, so what it was trained with "
+            "cannot be checked against this study; delete the cell to train it again, or use another --out"
+        )
     differences = cell_differences(folder, argv)
     if differences:
         raise SystemExit(

@@ -212,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]:
-    """Flags from defaults, --config, a resumed run's params.json and the command line."""
+def parse_args(argv: list[str] | None, validated: bool = True) -> tuple[argparse.Namespace, Path | None]:
+    """Flags from defaults, --config, a resumed run's params.json and the command line; with
+    `validated` False the flag set is resolved but not checked (files it names need not exist)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     explicit = explicit_flags(parser, argv)
@@ -235,7 +236,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Path | None]
             raise ValueError(f"--drop-edge-types: {error}") from None
         if args.relation_features == "text" and args.graph_type == "homo":
             raise ValueError("--relation-features text reads each relation token's predicate: use hetero graphs")
-        validate(args)
+        if validated:
+            validate(args)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
     return args, checkpoint

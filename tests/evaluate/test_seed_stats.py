@@ -244,3 +244,35 @@ def test_unset_flags_resolve_on_each_side_from_that_sides_model_config(tmp_path,
     cell.write_text(json.dumps({**params, "readout": None, "model": {"graph": {**graph, "pool": "cls"}}}))
     assert ablate.cell_differences(cell.parent, [*budget, "--readout", "cls"]) == []
     assert ablate.cell_differences(cell.parent, budget) == ["--readout cls (this study: attention)"]
+
+
+def test_reuse_check_needs_no_file_the_cell_was_trained_from_and_refuses_fp16_and_unrecorded_cells(
+    tmp_path, monkeypatch
+):
+    # the check validated the study's flags as a new run: a finished cell whose --init-from file had
+    # since moved stopped the study with the trainer's error; an fp16 cell passed as "the device's own";
+    # and a cell with a row but no params.json was reused unchecked
+    fake_study(monkeypatch)
+    out = tmp_path / "study"
+    argv = ["--out", str(out), "--study", "recipes", "--rows", "full", "--seeds", "0", "--epochs", "3"]
+    ablate.main(argv)
+    cell = out / "rows" / "full" / "seed-0" / "params.json"
+    params = json.loads(cell.read_text())
+    budget = ["--train-size", "4000", "--val-size", "500", "--epochs", "3", "--batch-size", "256", "--seed", "0"]
+    gone = str(tmp_path / "moved" / "encoder.pt")
+    cell.write_text(json.dumps({**params, "init_from": gone}))
+    assert ablate.cell_differences(cell.parent, [*budget, "--init-from", gone]) == []
+    assert ablate.cell_differences(cell.parent, budget) == [f"--init-from {gone} (this study: None)"]
+    for precision in ("fp32", "bf16"):
+        cell.write_text(json.dumps({**params, "precision": precision}))
+        assert ablate.cell_differences(cell.parent, budget) == []
+    cell.write_text(json.dumps({**params, "precision": "fp16"}))
+    assert ablate.cell_differences(cell.parent, budget) == [
+        "--precision fp16 (this study: unset: bf16 on CUDA, fp32 on CPU)"
+    ]
+    assert ablate.cell_differences(cell.parent, [*budget, "--precision", "fp16"]) == []
+    with pytest.raises(SystemExit, match=r"seed-0 was trained with other flags.*--precision fp16"):
+        ablate.main(argv)
+    cell.unlink()
+    with pytest.raises(SystemExit, match=r"seed-0 has a finished row or checkpoint but no params.json"):
+        ablate.main(argv)
