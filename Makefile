@@ -7,7 +7,7 @@ STAMP := $(VENV)/.semgraph-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TRAIN_ARGS ?=
 
-.PHONY: venv train composition composition-v4 test lint bench clean-venv
+.PHONY: venv train composition composition-v4 test lint clean-venv
 
 venv: $(STAMP)
 
