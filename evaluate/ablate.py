@@ -344,7 +344,10 @@ def seeded_study(args: argparse.Namespace, rows: dict[str, list[str]], seeds: li
     """Every row once per seed, summarised with intervals (evaluate.seed_stats); returns the summary."""
 
     def run_cell(name: str, flags: list[str], seed: int, folder: Path) -> dict:
-        return run_row(name, flags, common_flags(args, seed), folder, args.suite_count, seed)
+        try:
+            return run_row(name, flags, common_flags(args, seed), folder, args.suite_count, seed)
+        except (FileNotFoundError, ValueError, BadItem) as error:
+            raise SystemExit(f"error: row {name}, seed {seed} ({folder}): {error}") from None
 
     cells = run_cells(rows, seeds, run_cell, lambda name: args.out / "rows" / folder_name(name))
     columns = [*COLUMNS, *detail_columns([c for by_seed in cells.values() for c in by_seed.values()])]
@@ -356,6 +359,7 @@ def seeded_study(args: argparse.Namespace, rows: dict[str, list[str]], seeds: li
     if gains:  # the seed paper's "+47 % over a ViT", per baseline row
         text += "\n" + gains
         margins_file.write_text(gains + "\n")
+        (args.out / f"{stem}-seeds.txt").write_text(text + "\n")
     else:
         margins_file.unlink(missing_ok=True)  # not one of an earlier run with other rows
     print(text)
@@ -370,8 +374,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     unknown = [r for r in chosen if r not in every]
     if unknown:
         raise SystemExit(f"error: unknown rows {unknown}; rows: {', '.join(every)}")
-    if "full" not in chosen:
-        chosen.insert(0, "full")
+    chosen = ["full", *(r for r in chosen if r != "full")]  # the reference row first, always
     if args.seeds:
         try:
             seeds = parse_seeds(args.seeds)

@@ -109,11 +109,12 @@ def _finite(value) -> bool:
 
 
 def summarise(cells: dict[str, dict[int, dict]], columns: Sequence[str], reference: str) -> list[dict]:
-    """Per row (in the order of `cells`): for each column its `t_interval` over seeds and,
-    except for the reference row, its `paired_difference` to the reference."""
+    """Per row (the reference first, then the others in the order of `cells`): for each column its
+    `t_interval` over seeds and, except for the reference row, its `paired_difference` to the reference."""
     base = {c: {s: _value(cell, c) for s, cell in cells[reference].items()} for c in columns}
     out = []
-    for name, by_seed in cells.items():
+    for name in [reference, *(n for n in cells if n != reference)]:
+        by_seed = cells[name]
         entry = {"row": name, "seeds": sorted(by_seed), "columns": {}}
         for column in columns:
             values = {s: _value(cell, column) for s, cell in by_seed.items()}
@@ -134,15 +135,21 @@ def _points(x: float) -> str:
     return "nan" if not math.isfinite(x) else f"{100 * x:.1f}"
 
 
-def format_cell(column_summary: dict) -> str:
-    """'62.3±1.2 [59.4,65.2]' and, against the reference, ' Δ+3.1 [0.4,5.8]*' (points)."""
+def format_cell(column_summary: dict, seeds: int | None = None) -> str:
+    """'62.3±1.2 [59.4,65.2]' and, against the reference, ' Δ+3.1 [0.4,5.8]*' (points). Given the
+    row's number of `seeds`, a mean or difference over fewer of them (a cell without the metric)
+    says over how many: '(n=2)'."""
     value = column_summary["value"]
     text = f"{_points(value['mean'])}±{_points(value['sd'])} [{_points(value['low'])},{_points(value['high'])}]"
+    if seeds is not None and value["n"] != seeds:
+        text += f" (n={value['n']})"
     delta = column_summary.get("delta")
     if delta is not None:
         sign = "+" if math.isfinite(delta["mean"]) and delta["mean"] >= 0 else ""
         mark = "*" if delta["excludes_zero"] else ""
         text += f" Δ{sign}{_points(delta['mean'])} [{_points(delta['low'])},{_points(delta['high'])}]{mark}"
+        if seeds is not None and delta["n"] != seeds:
+            text += f" (paired n={delta['n']})"
     return text
 
 
@@ -156,7 +163,8 @@ def table(summary: list[dict], columns: Sequence[str]) -> str:
     width = max([16, *(len(column) + 2 for column in columns)])  # 'wino_group:5 objects' and its value apart
     for entry in summary:
         lines.append(f"{entry['row']}  (seeds {','.join(map(str, entry['seeds']))})")
-        lines.extend(f"  {column:<{width}}{format_cell(entry['columns'][column])}" for column in columns)
+        seeds = len(entry["seeds"])
+        lines.extend(f"  {column:<{width}}{format_cell(entry['columns'][column], seeds)}" for column in columns)
     return "\n".join(lines)
 
 
@@ -227,6 +235,17 @@ def run_cells(
     return cells
 
 
+def _json_numbers(value):
+    """`value` with every non-finite float as None (JSON has no NaN: strict parsers refuse it)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_numbers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_numbers(v) for v in value]
+    return value
+
+
 def empty_columns(summary: list[dict], columns: Sequence[str]) -> list[str]:
     """The metrics with no finite value in any row and seed."""
     return [c for c in columns if not any(entry["columns"][c]["value"]["n"] for entry in summary)]
@@ -247,6 +266,6 @@ def write_outputs(
         text += f"\nleft out, no value in any cell: {', '.join(empty)}"
     (out / f"{stem}-seeds.txt").write_text(text + "\n")
     write_csv(summary, columns, out / f"{stem}-seeds.csv")
-    (out / f"{stem}-seeds.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / f"{stem}-seeds.json").write_text(json.dumps(_json_numbers(summary), indent=2) + "\n")
     chart(summary, charted, out / f"{stem}-seeds.png", title)
     return text

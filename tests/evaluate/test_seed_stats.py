@@ -276,3 +276,48 @@ def test_reuse_check_needs_no_file_the_cell_was_trained_from_and_refuses_fp16_an
     cell.unlink()
     with pytest.raises(SystemExit, match=r"seed-0 has a finished row or checkpoint but no params.json"):
         ablate.main(argv)
+
+
+def test_the_reference_row_comes_first_whatever_the_order_of_rows(tmp_path, monkeypatch):
+    # with --rows "patch,full" the table named 'patch' the reference while its differences were to
+    # 'full', and the chart stopped on the reference's missing difference (no png, no margins)
+    fake_study(monkeypatch)
+    out = tmp_path / "study"
+    argv = ["--out", str(out), "--study", "recipes", "--rows", "patch,full", "--seeds", "0,1"]
+    summary = ablate.main(argv)
+    assert [entry["row"] for entry in summary] == ["full", "patch"]
+    assert "delta" not in summary[0]["columns"]["t2i_R@1"] and "delta" in summary[1]["columns"]["t2i_R@1"]
+    text = (out / "study-recipes-seeds.txt").read_text()
+    assert "paired difference to 'full'" in text and (out / "study-recipes-seeds.png").stat().st_size > 0
+    assert text.count("'full' over 'patch'") == 1  # the margins, in the file too
+    assert (out / "study-recipes-margins.txt").read_text().strip() in text
+
+    def strict(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    one = tmp_path / "one"
+    ablate.main(["--out", str(one), "--study", "recipes", "--rows", "full", "--seeds", "0"])
+    stored = json.loads((one / "study-recipes-seeds.json").read_text(), parse_constant=strict)  # was a bare NaN
+    assert stored[0]["columns"]["t2i_R@1"]["value"]["sd"] is None
+
+    # a cell without a metric (older than it): means and differences over fewer seeds say so
+    cell = out / "rows" / "full" / "seed-0" / "row.json"
+    cell.write_text(json.dumps({k: v for k, v in json.loads(cell.read_text()).items() if k != "i2t_R@1"}))
+    ablate.main(argv)
+    text = (out / "study-recipes-seeds.txt").read_text()
+    lines = text.split("'full' over")[0].splitlines()  # the table, not the margins below it
+    i2t = [line for line in lines if line.strip().startswith("i2t_R@1 ")]
+    assert "(n=1)" in i2t[0] and "(paired n=1)" in i2t[1] and "(n=" not in i2t[1].split("Δ")[0]
+    assert all("(n=" not in line for line in lines if line.strip().startswith("t2i_R@1 "))
+
+
+def test_a_failing_cell_of_a_seeded_study_is_an_error_naming_row_and_seed(tmp_path, monkeypatch):
+    fake_study(monkeypatch)
+    import train.run
+
+    def broken(argv):
+        raise ValueError("tokens.json: item 3 has no mask")
+
+    monkeypatch.setattr(train.run, "main", broken)
+    with pytest.raises(SystemExit, match=r"^error: row full, seed 0 \(.*seed-0\): tokens.json: item 3 has no mask$"):
+        ablate.main(["--out", str(tmp_path / "s"), "--study", "recipes", "--rows", "full", "--seeds", "0"])
