@@ -53,6 +53,7 @@ from train.distributed import device_from_flag
 GRAPH_FLAGS = (
     "graph_type",
     "drop_edge_types",
+    "edge_schema",
     "featurizer",
     "backbone",
     "backbone_weights",

@@ -176,3 +176,15 @@ def test_probe_reads_the_run_and_refuses_what_contradicts_it(run, tmp_path):
     assert written["image_probe_acc"] == result["image_probe_acc"] and written["differs_from_run"] == {}
     with pytest.raises(SystemExit, match="--graph-type: the run used hetero, given patch"):
         probe_main(["--checkpoint", checkpoint, "--graph-type", "patch"])
+
+
+def test_compositional_takes_the_edge_schema_flag_and_refuses_one_the_run_did_not_use(run):
+    # evaluate.compositional had no --edge-schema (the issue asks for it on every evaluator)
+    from evaluate.compositional import main as compositional_main
+
+    checkpoint = str(run / "checkpoints" / "latest.pt")
+    with pytest.raises(SystemExit) as refused:
+        compositional_main(["--checkpoint", checkpoint, "--suite", "relation-swap", "--edge-schema", "seed"])
+    message = str(refused.value.code)
+    assert message.startswith("error: flags contradict how the checkpoint's run built its graphs")
+    assert "--edge-schema: the run used semgraph, given seed" in message
