@@ -252,10 +252,17 @@ def empty_columns(summary: list[dict], columns: Sequence[str]) -> list[str]:
 
 
 def write_outputs(
-    summary: list[dict], columns: Sequence[str], out: Path, stem: str, title: str, charted: Sequence[str]
+    summary: list[dict],
+    columns: Sequence[str],
+    out: Path,
+    stem: str,
+    title: str,
+    charted: Sequence[str],
+    appendix: str = "",
 ) -> str:
-    """OUT/STEM-seeds.{txt,csv,json,png} (the chart shows the `charted` metrics); returns the table.
-    A metric no cell has a value for (a suite subset this world does not have) is left out, and named."""
+    """OUT/STEM-seeds.{txt,csv,json,png} (the chart shows the `charted` metrics); returns the text,
+    the table then `appendix` (the margins). A metric no cell has a value for (a suite subset this
+    world does not have) is left out, and named."""
     out.mkdir(parents=True, exist_ok=True)
     empty = empty_columns(summary, columns)
     columns = [c for c in columns if c not in empty]
@@ -264,6 +271,8 @@ def write_outputs(
     text = table(summary, columns)
     if empty:
         text += f"\nleft out, no value in any cell: {', '.join(empty)}"
+    if appendix:
+        text += "\n" + appendix
     (out / f"{stem}-seeds.txt").write_text(text + "\n")
     write_csv(summary, columns, out / f"{stem}-seeds.csv")
     (out / f"{stem}-seeds.json").write_text(json.dumps(_json_numbers(summary), indent=2) + "\n")
