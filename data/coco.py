@@ -43,7 +43,7 @@ from graphs.features import square_pixels
 from graphs.featurizers import Featurizer
 from graphs.masks import Masks
 from graphs.relations import boxes_from_bounds, corners
-from graphs.schema import predicate_id
+from graphs.schema import normalise_predicate
 from graphs.tokens import mask_to_rle
 
 LOG = logging.getLogger("semgraph")
@@ -321,7 +321,7 @@ def load_vg_relations(vg_dir: Path, coco_ids: set[int]) -> dict[int, list[tuple[
     return dict(triplets)
 
 
-def match_vg_triplets(vg: list[tuple[str, list, list]], boxes: np.ndarray) -> list[tuple[int, int, int]]:
+def match_vg_triplets(vg: list[tuple[str, list, list]], boxes: np.ndarray) -> list[tuple[int, str, int]]:
     """VG triplets whose subject and object each overlap a distinct COCO mask box (IoU >= 0.5)."""
     if not vg or len(boxes) < 2:
         return []
@@ -332,7 +332,8 @@ def match_vg_triplets(vg: list[tuple[str, list, list]], boxes: np.ndarray) -> li
     for k, (predicate, _, _) in enumerate(vg):
         s, o = int(iou_s[k].argmax()), int(iou_o[k].argmax())
         if iou_s[k, s] >= VG_MATCH_IOU and iou_o[k, o] >= VG_MATCH_IOU and s != o:
-            out.add((s, predicate_id(predicate, strict=False), o))
+            name = normalise_predicate(predicate) if isinstance(predicate, str) else ""
+            out.add((s, name or "other", o))  # open vocabulary: the name is kept (VG has some empty ones)
     return sorted(out)
 
 

@@ -36,7 +36,7 @@ def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = No
     (folder / INDEX).unlink(missing_ok=True)  # incomplete until the index is written last
     shapes: dict[tuple[str, str], list] = {}
     pointers: dict[tuple[str, str], list[torch.Tensor]] = {}
-    captions, names, negatives = [], [], []
+    captions, names, negatives, open_predicates = [], [], [], []
     for path in shards:  # pass 1: sizes
         store = GraphStore.load(path)
         for kind, tensors in (("nodes", store.nodes), ("edges", store.edges)):
@@ -49,6 +49,7 @@ def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = No
                 pointers.setdefault((kind, key), []).append(ptr)
         captions += store.captions
         names += store.names
+        open_predicates += store.open_predicates
         negatives = None if negatives is None or store.negatives is None else negatives + store.negatives
         bar.update()
     arrays = {}
@@ -83,6 +84,7 @@ def consolidate(shards: list[Path], folder: Path, digests: list[str] | None = No
         "captions": captions,
         "names": names,
         "negatives": negatives,
+        "open_predicates": open_predicates,
         "shards": digests or [],
     }
     write_text_atomic(folder / INDEX, json.dumps(index))
@@ -118,4 +120,5 @@ def load_mmap(folder: Path, meta: dict | None = None) -> GraphStore:
         index["names"],
         meta,
         index.get("negatives"),
+        index.get("open_predicates"),
     )

@@ -160,6 +160,7 @@ def select_graphs(store: GraphStore, keep: list[int]) -> GraphStore:
         [store.names[k] for k in keep],
         store.meta,
         negatives,
+        [store.open_predicates[k] for k in keep],
     )
 
 

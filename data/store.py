@@ -69,6 +69,8 @@ class GraphStore:
         names: G names saying where each graph came from (file name, scene id).
         meta: free-form provenance (token source, featurizer, ...).
         negatives: per graph, per caption, hard-negative texts (or None).
+        open_predicates: per graph, the predicate names of its relation tokens outside the
+            vocabulary (their `name_key` is the hash of one of them); default none.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class GraphStore:
         names: list[str] | None = None,
         meta: dict | None = None,
         negatives: list[list[list[str]]] | None = None,
+        open_predicates: list[list[str]] | None = None,
     ) -> None:
         self.nodes, self.node_ptr, self.edges, self.edge_ptr = nodes, node_ptr, edges, edge_ptr
         self.captions = captions
@@ -89,8 +92,12 @@ class GraphStore:
             raise ValueError(f"{len(self.names)} names for {len(captions)} graphs")
         self.meta = meta or {}
         self.negatives = negatives
+        self.open_predicates = open_predicates if open_predicates is not None else [[] for _ in captions]
+        if len(self.open_predicates) != len(captions):
+            raise ValueError(f"{len(self.open_predicates)} open-predicate lists for {len(captions)} graphs")
         self._bounds: dict[str, list[int]] | None = None
         self.on_device = False
+        self._any_open: bool | None = None
         # Per-graph row counts of every pointer, on the host (numpy), for a device-resident store.
         self.host_counts: dict[str, np.ndarray] | None = None
 
@@ -113,7 +120,8 @@ class GraphStore:
         has_negatives = bool(graphs) and all("negatives" in g for g in graphs)
         negatives = [g.negatives for g in graphs] if has_negatives else None
         names = list(names) if names is not None else None
-        return cls(nodes, node_ptr, edges, edge_ptr, captions, names, meta, negatives)
+        open_predicates = [list(getattr(g, "open_predicates", None) or []) for g in graphs]
+        return cls(nodes, node_ptr, edges, edge_ptr, captions, names, meta, negatives, open_predicates)
 
     @classmethod
     def concat(cls, stores: Sequence[GraphStore]) -> GraphStore:
@@ -131,7 +139,8 @@ class GraphStore:
         every = all(s.negatives is not None for s in stores)
         negatives = [n for s in stores for n in s.negatives] if every else None
         names = [n for s in stores for n in s.names]
-        return cls(nodes, node_ptr, edges, edge_ptr, captions, names, dict(first.meta), negatives)
+        open_predicates = [p for s in stores for p in s.open_predicates]
+        return cls(nodes, node_ptr, edges, edge_ptr, captions, names, dict(first.meta), negatives, open_predicates)
 
     @staticmethod
     def concat_pointers(pointers: Sequence[Tensor]) -> Tensor:
@@ -169,7 +178,19 @@ class GraphStore:
         if self.negatives is not None:
             data.negatives = self.negatives[index]
         data.name = self.names[index]
+        data.open_predicates = self.open_predicates[index]
         return data
+
+    def all_open_predicates(self) -> list[str]:
+        """Every predicate name outside the vocabulary that some graph of the store uses, sorted."""
+        return sorted({name for names in self.open_predicates for name in names})
+
+    def _batch_open_predicates(self, host_indices) -> list[str]:
+        if self._any_open is None:
+            self._any_open = any(self.open_predicates)
+        if not self._any_open:
+            return []
+        return sorted({name for k in host_indices for name in self.open_predicates[int(k)]})
 
     def collate(self, indices: Sequence[int] | Tensor) -> HeteroData:
         """The batch of graphs `indices`, as PyG's `Batch.from_data_list` would make it
@@ -202,6 +223,7 @@ class GraphStore:
         batch = HeteroData.from_dict(mapping)
         batch.captions = [self.captions[k] for k in index.tolist()]
         batch.name = [self.names[k] for k in index.tolist()]
+        batch.open_predicates = self._batch_open_predicates(index.tolist())
         batch.num_graphs = num_graphs
         batch.max_tokens = int(tokens.max()) if num_graphs else 0
         return batch
@@ -228,6 +250,7 @@ class GraphStore:
             columns, counts = _gather_rows(self.edge_ptr[key], index, total)
             mapping[edge_type] = {"edge_index": self._edge_index(edge_type, columns, counts, node_offsets, total)}
         batch = HeteroData.from_dict(mapping)
+        batch.open_predicates = self._batch_open_predicates(host)
         batch.num_graphs = num_graphs
         batch.max_tokens = int(tokens.max()) if num_graphs else 0
         return batch
@@ -247,9 +270,7 @@ class GraphStore:
     ) -> Tensor:
         """The batch's edge indices of a type: graph-local indices shifted by each graph's node offsets."""
         shift = torch.stack([node_offsets[edge_type[0]], node_offsets[edge_type[2]]])  # [2, B]
-        return self.edges[_edge_key(edge_type)][:, columns] + shift.repeat_interleave(
-            counts, dim=1, output_size=total
-        )
+        return self.edges[_edge_key(edge_type)][:, columns] + shift.repeat_interleave(counts, dim=1, output_size=total)
 
     def to(self, device: torch.device | str) -> GraphStore:
         """The same graphs with every tensor on `device` (the GPU-resident token store)."""
@@ -263,6 +284,7 @@ class GraphStore:
             self.names,
             self.meta,
             self.negatives,
+            self.open_predicates,
         )
         store.on_device = True
         pointers = (*self.node_ptr.items(), *self.edge_ptr.items())
@@ -284,7 +306,14 @@ class GraphStore:
             "edges": self.edges,
             "edge_ptr": self.edge_ptr,
             # One JSON string: the weights-only unpickler is slow on many small objects.
-            "texts": json.dumps({"captions": self.captions, "names": self.names, "negatives": self.negatives}),
+            "texts": json.dumps(
+                {
+                    "captions": self.captions,
+                    "names": self.names,
+                    "negatives": self.negatives,
+                    "open_predicates": self.open_predicates,
+                }
+            ),
             "meta": self.meta,
         }
 
@@ -305,5 +334,13 @@ class GraphStore:
         texts = json.loads(state["texts"])
         nodes, node_ptr, edges, edge_ptr = state["nodes"], state["node_ptr"], state["edges"], state["edge_ptr"]
         return cls(
-            nodes, node_ptr, edges, edge_ptr, texts["captions"], texts["names"], state["meta"], texts.get("negatives")
+            nodes,
+            node_ptr,
+            edges,
+            edge_ptr,
+            texts["captions"],
+            texts["names"],
+            state["meta"],
+            texts.get("negatives"),
+            texts.get("open_predicates"),
         )

@@ -25,13 +25,16 @@ from graphs.schema import (
     NEAR,
     OBJECT,
     OVERLAPS,
+    PREDICATE_ID,
     PREDICATES,
     RELATED,
     RELATION,
     SHARES,
     SUBJECT_OF,
     empty_graph,
+    normalise_predicate,
     predicate_id,
+    predicate_key,
 )
 
 Triplet = tuple[int, int | str, int]
@@ -41,24 +44,31 @@ def _long(array: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.asarray(array, dtype=np.int64).reshape(2, -1))
 
 
-def normalise_triplets(triplets: Sequence[Triplet], num_objects: int) -> np.ndarray:
-    """Validate triplets and map predicate names to ids -> [m, 3] int64."""
-    rows = []
+def normalise_triplets(triplets: Sequence[Triplet], num_objects: int) -> tuple[np.ndarray, list[str]]:
+    """Validate triplets -> ([m, 3] int64 with predicate ids, the m predicate names).
+
+    A name outside the vocabulary (open vocabulary: RAM, a tokens file, Visual
+    Genome) gets the id of "other" and keeps its normalised name.
+    """
+    rows, names = [], []
     for k, (s, predicate, o) in enumerate(triplets):
         if isinstance(predicate, str):
-            try:
-                predicate = predicate_id(predicate)
-            except ValueError as error:
-                raise ValueError(f"triplet {k}: {error}") from None
-        if not 0 <= int(predicate) < len(PREDICATES):
+            name = normalise_predicate(predicate)
+            if not name:
+                raise ValueError(f"triplet {k}: empty predicate name")
+            predicate = predicate_id(name, strict=False)
+        elif not 0 <= int(predicate) < len(PREDICATES):
             raise ValueError(f"triplet {k}: predicate id {predicate} outside 0..{len(PREDICATES) - 1}")
+        else:
+            name = PREDICATES[int(predicate)]
         for role, index in (("subject", s), ("object", o)):
             if not 0 <= int(index) < num_objects:
                 raise ValueError(f"triplet {k}: {role} {index} points at a missing mask (there are {num_objects})")
         if int(s) == int(o):
             raise ValueError(f"triplet {k}: subject and object are the same mask {s}")
         rows.append((int(s), int(predicate), int(o)))
-    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+        names.append(name)
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3), names
 
 
 def as_masks(masks: np.ndarray | Masks, size: tuple[int, int]) -> Masks:
@@ -102,7 +112,9 @@ def build_graph(
         masks: [n, H, W] bool (or `graphs.masks.Masks`), one per object; none may be empty.
         labels: n category ids (-1 for unknown); default all -1.
         triplets: (subject, predicate, object) with mask indices and a
-            predicate name or id; default: one geometric triplet per pair.
+            predicate name or id; default: one geometric triplet per pair. A
+            name outside the vocabulary is kept (`name_key`, `open_predicates`)
+            and its one-hot is "other".
         knn: the number of nearest objects each object links to (`near`).
         max_relations: keep at most this many geometric triplets, nearest first.
         object_x: [n, F] object features from another featurizer (default: pixels).
@@ -122,8 +134,9 @@ def build_graph(
         triplet_array = np.asarray(geometric_triplets(boxes, intersections, max_relations), dtype=np.int64).reshape(
             -1, 3
         )
+        names = [PREDICATES[p] for p in triplet_array[:, 1]]
     else:
-        triplet_array = normalise_triplets(triplets, n)
+        triplet_array, names = normalise_triplets(triplets, n)
     m = len(triplet_array)
 
     data = empty_graph()
@@ -144,6 +157,8 @@ def build_graph(
         geometry = relation_geometry(boxes, intersections, triplet_array)
         data[RELATION].x = torch.from_numpy(np.concatenate([one_hot, geometry], axis=1))
         data[RELATION].predicate = torch.from_numpy(triplet_array[:, 1].copy())
+        data[RELATION].name_key = torch.tensor([predicate_key(name) for name in names], dtype=torch.long)
+        data.open_predicates = sorted({name for name in names if name not in PREDICATE_ID})
         data[RELATION].box = torch.from_numpy(union_boxes(boxes[s], boxes[o]))
         rel_ids = np.arange(m)
         data[SUBJECT_OF].edge_index = _long(np.stack([s, rel_ids]))

@@ -9,7 +9,6 @@ from graphs.schema import (
     HAS_OBJECT,
     NODE_TYPES,
     OBJECT,
-    PREDICATES,
     RELATED,
     RELATION,
     SUBJECT_OF,
@@ -17,6 +16,7 @@ from graphs.schema import (
     TO_PARTICIPANT,
     TO_RELATION,
     edge_schema_of,
+    relation_names,
     schema_ranks,
 )
 
@@ -40,18 +40,18 @@ def to_networkx(data: HeteroData) -> nx.MultiDiGraph:
     schema = edge_schema_of(data)
     ranks = schema_ranks(schema)
     graph = nx.MultiDiGraph(edge_schema=schema)
+    predicates = relation_names(data)
     for node_type in NODE_TYPES:
         store = data[node_type]
         for index in range(store.num_nodes):
             if node_type == OBJECT:
                 label = int(store.label[index])
             elif node_type == RELATION:
-                label = PREDICATES[int(store.predicate[index])]
+                label = predicates[index]
             else:
                 label = None
             box = tuple(float(v) for v in store.box[index])
             graph.add_node(node_key(node_type, index), type=node_type, index=index, label=label, box=box)
-    predicates = [PREDICATES[int(p)] for p in data[RELATION].predicate]
     if schema == "seed":
         subject, target = seed_participants(data)
     else:

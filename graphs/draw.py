@@ -22,10 +22,10 @@ from graphs.schema import (
     IMAGE,
     NODE_TYPES,
     OBJECT,
-    PREDICATES,
     RELATION,
     SEED_EDGE_TYPES,
     edge_schema_of,
+    relation_names,
     schema_ranks,
 )
 
@@ -75,9 +75,7 @@ def draw_graph(
         for mask in masks:
             ax.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.8)
     for cx, cy, w, h in data[OBJECT].box.numpy() * np.array([width, height, width, height]):
-        ax.add_patch(
-            Rectangle((cx - w / 2, cy - h / 2), w, h, fill=False, edgecolor="white", linestyle=":", lw=0.8)
-        )
+        ax.add_patch(Rectangle((cx - w / 2, cy - h / 2), w, h, fill=False, edgecolor="white", linestyle=":", lw=0.8))
     positions = token_positions(data, width, height)
     schema = edge_schema_of(data)
     edge_types = tuple(data.edge_types)
@@ -98,11 +96,12 @@ def draw_graph(
         xy = positions[node_type]
         if len(xy):
             ax.scatter(xy[:, 0], xy[:, 1], marker=marker, s=70, c=colour, edgecolors="black", zorder=5, label=node_type)
+    names = relation_names(data)
     for r, (x, y) in enumerate(positions[RELATION]):
         ax.text(
             x,
             y - 3,
-            PREDICATES[int(data[RELATION].predicate[r])],
+            names[r],
             fontsize=6,
             ha="center",
             va="bottom",

@@ -11,6 +11,8 @@ relationship types, `SEED_EDGE_TYPES`, made from a stored graph on access by
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch_geometric.data import HeteroData
 
@@ -159,18 +161,58 @@ PREDICATE_ALIASES: dict[str, str] = {
 PREDICATE_ID: dict[str, int] = {p: i for i, p in enumerate(PREDICATES)}
 
 
+def normalise_predicate(name: str) -> str:
+    """A predicate name as graphs keep it: lower case, single spaces, aliases followed."""
+    key = " ".join(name.lower().split())
+    return PREDICATE_ALIASES.get(key, key)
+
+
 def predicate_id(name: str, strict: bool = True) -> int:
     """The id of a predicate name (case and spacing normalised, aliases followed).
 
     Unknown names raise ValueError when `strict`, else map to "other".
     """
-    key = " ".join(name.lower().split())
-    key = PREDICATE_ALIASES.get(key, key)
+    key = normalise_predicate(name)
     if key in PREDICATE_ID:
         return PREDICATE_ID[key]
     if strict:
         raise ValueError(f"unknown predicate {name!r}; known: {', '.join(PREDICATES)}")
     return PREDICATE_ID["other"]
+
+
+# Open vocabulary: every relation token also keeps the name it was given, as `name_key` (a
+# 63-bit hash of the normalised name, so that it stores and batches as a tensor); names
+# outside PREDICATES travel as text beside it (a graph's `open_predicates`).
+def predicate_key(name: str) -> int:
+    """The stable 63-bit key of a predicate name (after `normalise_predicate`)."""
+    digest = hashlib.blake2b(normalise_predicate(name).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+PREDICATE_KEYS: tuple[int, ...] = tuple(predicate_key(p) for p in PREDICATES)
+
+
+def relation_names(data: HeteroData) -> list[str]:
+    """The predicate name of every relation token of a graph (or batch): the vocabulary's,
+    or the open-vocabulary name it was built with."""
+    ids = data[RELATION].predicate.tolist()
+    names = [PREDICATES[p] for p in ids]
+    if "name_key" not in data[RELATION]:
+        return names
+    open_names = {predicate_key(n): normalise_predicate(n) for n in flat_open_predicates(data)}
+    for r, key in enumerate(data[RELATION].name_key.tolist()):
+        if key != PREDICATE_KEYS[ids[r]]:
+            names[r] = open_names.get(key, names[r])
+    return names
+
+
+def flat_open_predicates(data) -> list[str]:
+    """A graph's `open_predicates`, or a PyG batch's (one list per graph), as one list."""
+    found = getattr(data, "open_predicates", None) or []
+    out: list[str] = []
+    for item in found:
+        out.extend([item] if isinstance(item, str) else item)
+    return out
 
 
 # The same fact told from the other participant: (a, p, b) == (b, INVERSE[p], a).
@@ -243,6 +285,8 @@ def empty_graph(feature_dims: dict[NodeType, int] | None = None, schema: str = D
     data[OBJECT].label = torch.zeros(0, dtype=torch.long)
     data[OBJECT].area = torch.zeros(0)
     data[RELATION].predicate = torch.zeros(0, dtype=torch.long)
+    data[RELATION].name_key = torch.zeros(0, dtype=torch.long)
+    data.open_predicates = []
     for edge_type in schema_edge_types(schema):
         data[edge_type].edge_index = torch.zeros(2, 0, dtype=torch.long)
     return data

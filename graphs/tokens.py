@@ -20,7 +20,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from graphs.masks import Masks
-from graphs.schema import PREDICATES, predicate_id
+from graphs.schema import PREDICATES, normalise_predicate
 
 # Each segmenter's settings (a token source's cache key holds them). Quickshift's were chosen by mask
 # IoU against the synthetic world's exact masks (bench/segmenter_iou.py): kernel 5, max_dist 10,
@@ -43,7 +43,7 @@ class ImageTokens:
     labels: list[int] | None = None
     scores: list[float] | None = None
     features: np.ndarray | None = None  # [n, F], for the `precomputed` featurizer
-    triplets: list[tuple[int, int, int]] | None = None  # None: geometric relations
+    triplets: list[tuple[int, int | str, int]] | None = None  # None: geometric relations
 
 
 def _merge_small_regions(labels: np.ndarray, min_pixels: int) -> np.ndarray:
@@ -196,7 +196,7 @@ class TokensLine:
     labels: list[int] | None = None
     scores: list[float] | None = None
     features: np.ndarray | None = None
-    triplets: list[tuple[int, int, int]] | None = None
+    triplets: list[tuple[int, int | str, int]] | None = None
 
     def largest(self, max_objects: int | None) -> list[int]:
         """Indices of the masks kept under the cap: the largest, in file order."""
@@ -274,9 +274,9 @@ def _parse_tokens_line(entry: dict, where: str) -> tuple[str, TokensLine]:
                     )
             if s == o:
                 raise TokensFileError(f"{where}: triplet {k} relates mask {s} to itself")
-            if isinstance(predicate, str):
-                pid = predicate_id(predicate, strict=False)
-            elif isinstance(predicate, int) and 0 <= predicate < len(PREDICATES):
+            if isinstance(predicate, str) and normalise_predicate(predicate):
+                pid = normalise_predicate(predicate)  # kept by name: outside the vocabulary it is an open predicate
+            elif isinstance(predicate, int) and not isinstance(predicate, bool) and 0 <= predicate < len(PREDICATES):
                 pid = predicate
             else:
                 raise TokensFileError(f"{where}: triplet {k} predicate {predicate!r} is neither a name nor an id")
@@ -354,7 +354,8 @@ def read_tokens_file(path: str | Path) -> TokensFile:
     """Read and validate a tokens file -> {file name: tokens}.
 
     Every problem is a `TokensFileError` naming the file and the line number.
-    Unknown predicate names map to "other".
+    Predicate names outside the vocabulary are kept (open vocabulary: their one-hot is
+    "other", their name travels with the graph).
     """
     path = Path(path)
     if not path.is_file():

@@ -8,6 +8,7 @@ import torch
 
 from graphs.schema import SCHEMA_VERSION
 from models import GraphCLIP, GraphCLIPConfig
+from models.relation_text import DEFAULT_RELATION_TEXT_MODEL, PredicateTexts
 
 
 def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
@@ -31,10 +32,23 @@ def load_checkpoint(path: str | Path, mmap: bool = False) -> dict:
 
 
 def model_from_checkpoint(state: dict) -> GraphCLIP:
-    """Rebuild the model a checkpoint was trained as and load its weights."""
+    """Rebuild the model a checkpoint was trained as and load its weights.
+
+    A model with text relation features gets the text tower its run named (the
+    checkpoint's params), built only if a graph holds a predicate outside the
+    vocabulary, and refused then unless it reproduces the model's own table.
+    """
     model = GraphCLIP(GraphCLIPConfig.from_dict(state["model_config"]))
     check_state_fits(model.state_dict(), state["model"])
     model.load_state_dict(state["model"])
+    encoder = model.graph_encoder
+    if getattr(encoder, "relation_text", None) is not None:
+        params = state.get("params") or {}
+        encoder.relation_texts = PredicateTexts(
+            params.get("relation_text_model", DEFAULT_RELATION_TEXT_MODEL),
+            params.get("relation_text_checkpoint"),
+            reference=encoder.relation_text,
+        )
     return model.eval()
 
 

@@ -21,8 +21,10 @@ from graphs.schema import (
     FEATURE_DIMS,
     HOMOGENEOUS_NODE,
     NODE_TYPES,
+    PREDICATE_KEYS,
     PREDICATES,
     RELATION,
+    flat_open_predicates,
     schema_edge_types,
     strength_order,
 )
@@ -185,8 +187,13 @@ class GraphEncoder(nn.Module):
             # the one-hot predicate block is replaced by the predicate's text embedding
             input_dims[RELATION] += config.relation_text_dim - len(PREDICATES)
             self.register_buffer("relation_text", torch.zeros(len(PREDICATES), config.relation_text_dim))
+            # the key of each vocabulary name: a token whose `name_key` differs has an open-vocabulary name
+            self.register_buffer("vocabulary_keys", torch.tensor(PREDICATE_KEYS, dtype=torch.long), persistent=False)
         else:
             self.relation_text = None
+        # Embeds predicate names outside the vocabulary (models.relation_text.PredicateTexts); set by
+        # whoever builds or loads the model, never saved with it.
+        self.relation_texts = None
         self.input_proj = nn.ModuleDict(
             {t: nn.Sequential(nn.LayerNorm(d), nn.Linear(d, config.width)) for t, d in input_dims.items()}
         )
@@ -220,6 +227,27 @@ class GraphEncoder(nn.Module):
         self.pad_power_of_two = False
         self.pad_multiple: int | None = None  # None: PAD_MULTIPLE on CUDA, 1 elsewhere
         self.compiled_blocks = None
+
+    def _predicate_text(self, store, batch: HeteroData) -> Tensor:
+        """The text embedding of each relation token's predicate: the vocabulary's from the table,
+        an open-vocabulary name's from `relation_texts` (refused when there is none). A batch whose
+        graphs list no open names (`open_predicates`) holds none: the table alone, no device read."""
+        text = self.relation_text[store.predicate]
+        names = flat_open_predicates(batch)
+        if "name_key" not in store or not names:  # decided on the host: no wait for the device
+            return text
+        open_rows = (store.name_key != self.vocabulary_keys[store.predicate]).nonzero().squeeze(1)
+        if open_rows.numel() == 0:
+            return text
+        if self.relation_texts is None:
+            shown = ", ".join(repr(n) for n in names[:5])
+            raise ValueError(
+                f"{open_rows.numel()} relation tokens name predicates outside the vocabulary ({shown}) and this "
+                "model has no text tower to embed them (models.relation_text.PredicateTexts; "
+                "models.checkpoint.model_from_checkpoint gives it the tower its run's params name)"
+            )
+        found = self.relation_texts.lookup(store.name_key[open_rows], names)
+        return text.index_copy(0, open_rows, found.to(text.dtype))
 
     def _typed_tokens(
         self, batch: Data | HeteroData, hidden: Tensor | None = None
@@ -259,7 +287,7 @@ class GraphEncoder(nn.Module):
         for k, (node_type, store) in enumerate(zip(self.node_types, stores, strict=True)):
             x = store.x
             if node_type == RELATION and self.relation_text is not None:
-                x = torch.cat([self.relation_text[store.predicate].to(x.dtype), x[:, len(PREDICATES) :]], dim=1)
+                x = torch.cat([self._predicate_text(store, batch).to(x.dtype), x[:, len(PREDICATES) :]], dim=1)
             content = self.input_proj[node_type](x)
             if hidden is not None and k == 0:
                 if self.mask_token is None:

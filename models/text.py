@@ -129,28 +129,3 @@ def load_text_checkpoint(encoder: TextEncoder, path: str | Path) -> None:
             f"other shapes {[(k, tuple(found[k].shape), tuple(expected[k].shape)) for k in reshaped[:3]]}"
         )
     encoder.tower.load_state_dict(found)
-
-
-def predicate_text_table(
-    names: list[str], text_cfg: dict, embed_dim: int, checkpoint: str | Path | None = None
-) -> Tensor:
-    """The text embedding of each predicate name, [len(names), embed_dim], each embedded once.
-
-    The tower is built from `text_cfg` (e.g. open_clip's ViT-B-32 ``text_cfg``,
-    the seed paper's relation tokens) and loaded from a local `checkpoint`;
-    without one it is untrained (random), and a warning says so.
-    """
-    import warnings
-
-    encoder = TextEncoder(text_cfg, embed_dim)
-    if checkpoint is not None:
-        load_text_checkpoint(encoder, checkpoint)
-    else:
-        warnings.warn(
-            "--relation-features text without --relation-text-checkpoint: the text tower that embeds the "
-            "predicate names is untrained (random weights)",
-            stacklevel=2,
-        )
-    encoder.eval()
-    with torch.no_grad():
-        return encoder(encoder.tokenize(list(names))).float()

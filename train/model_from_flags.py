@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from graphs import encoder_inputs
+from graphs.schema import PREDICATES
 from models import GraphCLIP, load_config
 from models.checkpoint import check_state_fits, load_checkpoint
-from models.text import load_text_checkpoint, open_clip_text_config, predicate_text_table
+from models.relation_text import PredicateTexts
+from models.text import load_text_checkpoint, open_clip_text_config
 from train.rundir import LOG
 
 
@@ -29,15 +29,17 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     if args.vision:
         config.vision, config.vision_image_size = args.vision, args.vision_image_size
     config.graph.token_norm = args.token_norm
-    table = None
+    table = texts = None
     if args.relation_features == "text" and not args.vision:
-        table = relation_text_table(args.relation_text_model, args.relation_text_checkpoint)
+        texts = PredicateTexts(args.relation_text_model, args.relation_text_checkpoint)
+        table = texts.embed(PREDICATES)
         config.graph.relation_features, config.graph.relation_text_dim = "text", table.size(1)
     config.tokenprop = args.tokenprop_weight > 0
     config.mim_clusters = args.mim_clusters if uses_mim(args) else 0
     model = GraphCLIP(config)
     if table is not None:
         model.graph_encoder.relation_text.copy_(table)
+        model.graph_encoder.relation_texts = texts  # embeds open-vocabulary predicate names
     if args.init_from:
         init_graph_encoder(model, args.init_from)
     if args.text_checkpoint:
@@ -45,18 +47,6 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
     if args.freeze_text:
         model.text_encoder.requires_grad_(False)
     return model
-
-
-def relation_text_table(model_name: str, checkpoint: Path | None) -> torch.Tensor:
-    """Every vocabulary predicate's name embedded once by an open_clip text tower, [P, D]."""
-    import open_clip
-
-    from graphs.schema import PREDICATES
-
-    config = open_clip.get_model_config(model_name)
-    if config is None:
-        raise ValueError(f"--relation-text-model: unknown open_clip model {model_name!r}")
-    return predicate_text_table(list(PREDICATES), dict(config["text_cfg"]), config["embed_dim"], checkpoint)
 
 
 def uses_mim(args: argparse.Namespace) -> bool:

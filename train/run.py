@@ -22,6 +22,7 @@ from data.negatives import NEGATIVE_KINDS
 from models import BIAS_MODES, DEFAULT_CONFIG
 from models.attention import BIAS_INITS
 from models.graph_encoder import POOLS, RELATION_FEATURES
+from models.relation_text import DEFAULT_RELATION_TEXT_MODEL
 from models.token_norm import TOKEN_NORMS
 from train.config import explicit_flags, merge, read_config
 from train.flags import validate
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model.add_argument(
         "--relation-text-model",
-        default="ViT-B-32",
+        default=DEFAULT_RELATION_TEXT_MODEL,
         help="the open_clip model whose text tower embeds predicate names (config only; weights from "
         "--relation-text-checkpoint)",
     )

@@ -69,6 +69,7 @@ class Trainer:
             self.train_set = open_dataset(options, "train", False)
         self.val_set = open_dataset(options, "val", self.progress) if world.is_main else None
         self.model = build_model(args, self.train_set[0]).to(self.device)
+        embed_open_predicates(self.model, self.train_set, self.val_set)
         caption_tokens = None
         if args.data_on_device:
             caption_tokens = self.train_set.store.caption_tokens(self.model.text_encoder.tokenize, self.device)
@@ -277,6 +278,20 @@ class Trainer:
             self.writer.close()
         if self.run_dir:
             self.run_dir.close()
+
+
+def embed_open_predicates(model, *datasets) -> None:
+    """With text relation features, embed every predicate name outside the vocabulary that the
+    datasets' graphs use, once, before training (else each is embedded the first time a batch holds it)."""
+    texts = getattr(model.graph_encoder, "relation_texts", None)
+    if texts is None:
+        return
+    names = sorted(
+        {name for dataset in datasets if dataset is not None for name in dataset.store.all_open_predicates()}
+    )
+    if names:
+        LOG.info("embedding %d predicate names outside the vocabulary with %s", len(names), texts.describe())
+        texts.embed(names)
 
 
 def train(args: argparse.Namespace, checkpoint: Path | None = None) -> dict:

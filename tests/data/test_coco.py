@@ -7,7 +7,7 @@ from helpers import write_coco
 from data.cache import BadItem
 from data.coco import CocoBuilder
 from graphs import EDGE_TYPES, NODE_TYPES, PREDICATES, check_graph
-from graphs.schema import OBJECT, RELATION
+from graphs.schema import OBJECT, RELATION, relation_names
 
 
 @pytest.fixture
@@ -126,6 +126,12 @@ def test_visual_genome_relations_are_matched_by_box(coco_root):
         )
     }
     assert triplets == {(0, "holding", 1), (1, "other", 0)}
+    # open vocabulary: the name outside the vocabulary is kept beside its "other" one-hot
+    assert graph.open_predicates == ["zorbing"]
+    names = dict(
+        zip(graph["relation", "has_object", "object"].edge_index[1].tolist(), relation_names(graph), strict=True)
+    )
+    assert names == {1: "holding", 0: "zorbing"}
 
 
 def test_windowed_polygon_rasterisation_equals_the_whole_image_mask():

@@ -13,7 +13,7 @@ from helpers import write_tiny_config
 from pycocotools import mask as mask_utils
 
 from data.sources import DataOptions, open_dataset
-from graphs.schema import OBJECT, PREDICATES, RELATION
+from graphs.schema import OBJECT, PREDICATES, RELATION, relation_names
 
 FEATURE_DIM = 512
 RAM_PREDICATES = ["holding", "sitting on", "in front of", "grazing on", "wearing"]  # "grazing on" is not in VG150
@@ -90,6 +90,8 @@ def test_precomputed_features_and_ram_predicates_reach_the_graphs(tmp_path):
         predicate = PREDICATES[int(graph[RELATION].predicate[0])]
         wanted = line["triplets"][0][1]
         assert predicate == (wanted if wanted in PREDICATES else "other")
+        assert relation_names(graph)[0] == wanted  # the name is kept, inside the vocabulary or not
+        assert graph.open_predicates == ([] if wanted in PREDICATES else [wanted])
 
 
 @pytest.mark.slow
@@ -107,3 +109,46 @@ def test_precomputed_route_trains_and_retrieves(tmp_path):
     )
     recalls = {k: v for k, v in metrics.items() if "R@" in k or "r@" in k.lower()}
     assert recalls and all(0.0 <= v <= 100.0 and not math.isnan(v) for v in recalls.values())
+
+
+@pytest.mark.slow
+def test_open_vocabulary_predicates_train_and_score_with_text_relation_features(tmp_path, caplog):
+    """RAM's "grazing on" is outside the vocabulary: with text relation features it is embedded by
+    its name in training and again, by the run's own (seeded, untrained) tower, in evaluation."""
+    from evaluate.retrieval import main as retrieve
+    from evaluate.run_config import options_from_params
+    from models.checkpoint import load_checkpoint, model_from_checkpoint
+    from models.relation_text import PredicateTexts
+    from train.run import main as train
+
+    data = write_fixture(tmp_path)
+    config = write_tiny_config(tmp_path)
+    run = tmp_path / "run"
+    common = ["--batch-size", "4", "--no-progress", "--threads", "1"]
+    text = ["--relation-features", "text"]
+    with pytest.warns(UserWarning, match="untrained"), caplog.at_level("INFO", logger="semgraph"):
+        train([*data, "--epochs", "1", "--model-config", str(config), "--out", str(run), *common, *text])
+    assert "embedding 1 predicate names outside the vocabulary" in caplog.text
+    checkpoint = str(run / "checkpoints" / "latest.pt")
+    every = ["--val-fraction", "1.0"]  # score every image, "grazing on" among them
+    with pytest.warns(UserWarning, match="untrained"):  # the tower is built: an open name is met
+        metrics = retrieve([*data, "--checkpoint", checkpoint, "--eval-split", "val", "--batch-size", "4", *every])
+    assert all(not math.isnan(v) for k, v in metrics.items() if "R@" in k)
+
+    state = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(state)
+    dataset = open_dataset(options_from_params(state["params"]), "train", progress=False)
+    k = next(k for k, names in enumerate(dataset.store.open_predicates) if names == ["grazing on"])
+    batch = dataset.store.collate([k])
+    encoder = model.graph_encoder
+    with pytest.warns(UserWarning, match="untrained"):
+        row = encoder._predicate_text(batch[RELATION], batch)[0]
+        expected = PredicateTexts("ViT-B-32").embed(["grazing on"])[0]
+    assert torch.allclose(row, expected, atol=1e-5)
+    assert not torch.allclose(row, encoder.relation_text[PREDICATES.index("other")])
+
+    # the run's tower file gone: refused by name when an open predicate needs it
+    state["params"]["relation_text_checkpoint"] = str(tmp_path / "moved.pt")
+    torch.save(state, tmp_path / "moved-tower.pt")
+    with pytest.raises(SystemExit, match=r"error: text checkpoint .*moved.pt does not exist"):
+        retrieve([*data, "--checkpoint", str(tmp_path / "moved-tower.pt"), "--eval-split", "val", *every])

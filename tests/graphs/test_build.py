@@ -107,7 +107,8 @@ def test_object_features_see_only_the_mask():
     "masks, triplets, message",
     [
         (square_masks(CANVAS, [(0, 0, 4), (10, 10, 4)]), [(0, "left of", 2)], "points at a missing mask"),
-        (square_masks(CANVAS, [(0, 0, 4), (10, 10, 4)]), [(0, "eats", 1)], "unknown predicate"),
+        (square_masks(CANVAS, [(0, 0, 4), (10, 10, 4)]), [(0, "  ", 1)], "empty predicate name"),
+        (square_masks(CANVAS, [(0, 0, 4), (10, 10, 4)]), [(0, 999, 1)], "predicate id 999 outside"),
         (square_masks(CANVAS, [(0, 0, 4), (10, 10, 0)]), None, "mask 1 is empty"),
         (np.zeros((1, CANVAS, CANVAS + 1), bool), None, "do not match the image"),
     ],

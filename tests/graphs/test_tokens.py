@@ -11,7 +11,7 @@ from data.images import TokenSource
 from data.synthetic import make_scene
 from graphs import PREDICATES, build_graph, check_graph
 from graphs.featurizers import BackboneFeaturizer, Featurizer, mask_pool
-from graphs.schema import OBJECT, RELATION
+from graphs.schema import OBJECT, RELATION, predicate_id, relation_names
 from graphs.tokens import SEGMENTERS, MaskRCNNSource, TokensFileError, read_tokens_file, segment_image
 
 
@@ -97,7 +97,7 @@ def good_entry(name="a.png"):
         "labels": [3, 4],
         "scores": [0.9, 0.8],
         "features": [[1.0, 2.0], [3.0, 4.0]],
-        "triplets": [[0, "Holding", 1], [1, "left of", 0]],
+        "triplets": [[0, "Holding", 1], [1, "left of", 0], [0, "Grazing on", 1], [1, 2, 0]],
     }
 
 
@@ -110,15 +110,19 @@ def test_tokens_file_reads_masks_labels_features_and_triplets(tmp_path):
     assert len(a.masks) == 2 and (a.masks.height, a.masks.width) == (32, 32)
     assert np.array_equal(a.masks.dense()[0], square(2, 2, 8))
     assert a.labels == [3, 4] and a.scores == [0.9, 0.8] and a.features.shape == (2, 2)
-    assert [(s, PREDICATES[p], o) for s, p, o in a.triplets] == [(0, "holding", 1), (1, "left of", 0)]
+    # names are kept (normalised), inside the vocabulary or not; ids stay ids
+    assert a.triplets == [(0, "holding", 1), (1, "left of", 0), (0, "grazing on", 1), (1, 2, 0)]
     graph = build_graph(np.zeros((32, 32, 3), np.uint8), a.masks, a.labels, a.triplets, object_x=a.features)
-    assert graph[OBJECT].x.tolist() == [[1.0, 2.0], [3.0, 4.0]] and graph[RELATION].num_nodes == 2
+    assert graph[OBJECT].x.tolist() == [[1.0, 2.0], [3.0, 4.0]] and graph[RELATION].num_nodes == 4
+    assert relation_names(graph) == ["holding", "left of", "grazing on", PREDICATES[2]]
+    assert graph[RELATION].predicate[2] == predicate_id("other") and graph.open_predicates == ["grazing on"]
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda e: e["triplets"].append([0, "on", 5]), "triplet 2 object 5 points at a missing mask"),
+        (lambda e: e["triplets"].append([0, "on", 5]), "triplet 4 object 5 points at a missing mask"),
+        (lambda e: e["triplets"].append([0, " ", 1]), "triplet 4 predicate ' ' is neither a name nor an id"),
         (lambda e: e.pop("height"), "missing key 'height'"),
         (lambda e: e["masks"].append({"size": [32, 32], "counts": "@@@"}), "mask 2"),
         (lambda e: e["masks"].append(rle(np.zeros((32, 32), bool))), "mask 2 is empty"),

@@ -156,18 +156,19 @@ TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
 
 
 def test_predicate_names_are_embedded_once_from_a_local_checkpoint(tmp_path):
-    from models.text import TextEncoder, predicate_text_table
+    from models.relation_text import PredicateTexts
+    from models.text import TextEncoder
 
     tower = TextEncoder(TINY_TEXT, 24).eval()
     torch.save(tower.tower.state_dict(), tmp_path / "tower.pt")
     names = ["left of", "leaning on", "left of"]
-    table = predicate_text_table(names, TINY_TEXT, 24, tmp_path / "tower.pt")
+    table = PredicateTexts((TINY_TEXT, 24), tmp_path / "tower.pt").embed(names)
     with torch.no_grad():
         expected = tower(tower.tokenize(names))
     assert table.shape == (3, 24) and torch.allclose(table, expected, atol=1e-6)
     assert torch.equal(table[0], table[2]) and not torch.allclose(table[0], table[1])
     with pytest.warns(UserWarning, match="untrained"):
-        predicate_text_table(names, TINY_TEXT, 24)
+        PredicateTexts((TINY_TEXT, 24)).embed(names)
 
 
 def test_text_relation_features_replace_the_one_hot():

@@ -55,6 +55,7 @@ def test_hard_negative_loss_takes_bf16_embeddings_to_fp32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = hard_negative_clip_loss(image.bfloat16(), text.bfloat16(), scale)
         naive_logits = scale * image.bfloat16() @ text.bfloat16().T
-    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(exact, rel=1e-6)
+    # fp32 logits of about 100 round at ~1e-5; rel 1e-6 held on one CPU, not on an AMD EPYC (1.05e-6 off)
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(exact, rel=1e-5)
     assert naive_logits.dtype == torch.bfloat16
     assert (naive_logits.float() - scale * image.bfloat16().float() @ text.bfloat16().float().T).abs().max() > 0.05
