@@ -36,7 +36,7 @@ from torch_geometric.data import Batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graphs.schema import CONTEXT, IMAGE, NEAR, OBJECT, RELATION, SUBJECT_OF, empty_graph  # noqa: E402
+from graphs.schema import CONTEXT, IMAGE, NEAR, OBJECT, PREDICATE_KEYS, RELATION, SUBJECT_OF, empty_graph  # noqa: E402
 from models.graph_encoder import GraphEncoder, GraphEncoderConfig  # noqa: E402
 
 
@@ -52,6 +52,7 @@ def synthetic_graph(tokens: int, generator: torch.Generator):
     data[RELATION].x = torch.rand(relations, data[RELATION].x.size(1), generator=generator)
     data[RELATION].box = torch.rand(relations, 4, generator=generator)
     data[RELATION].predicate = torch.zeros(relations, dtype=torch.long)
+    data[RELATION].name_key = torch.full((relations,), PREDICATE_KEYS[0], dtype=torch.long)
     data[IMAGE].x = torch.rand(1, data[IMAGE].x.size(1), generator=generator)
     data[IMAGE].box = torch.tensor([[0.5, 0.5, 1.0, 1.0]])
     subjects = torch.randint(objects, (relations,), generator=generator)

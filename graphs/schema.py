@@ -100,7 +100,8 @@ def edge_schema_of(data: HeteroData) -> str:
 # (VG150), for triplets from VG or a scene-graph model; then those of the 56
 # of PSG (what RAM, the seed paper's relation model, predicts) not already
 # there ("beside" is an alias of "next to"). Anything else a token source names
-# maps through PREDICATE_ALIASES or becomes "other".
+# maps through PREDICATE_ALIASES or has the id of "other" and keeps its name
+# (open vocabulary: `name_key`, `open_predicates`, below).
 # DRAWN_PREDICATES are relations drawn between objects (the synthetic world's
 # arrows): nothing in either object's own pixels or position tells their direction.
 GEOMETRIC_PREDICATES: tuple[str, ...] = (

@@ -36,13 +36,17 @@ def model_from_checkpoint(state: dict) -> GraphCLIP:
 
     A model with text relation features gets the text tower its run named (the
     checkpoint's params), built only if a graph holds a predicate outside the
-    vocabulary, and refused then unless it reproduces the model's own table.
+    vocabulary, and refused then unless it reproduces the model's own table. A model saved
+    before open-vocabulary predicates keeps reading such a name as "other", as it was trained.
     """
-    model = GraphCLIP(GraphCLIPConfig.from_dict(state["model_config"]))
+    config = GraphCLIPConfig.from_dict(state["model_config"])
+    if "open_vocabulary" not in state["model_config"].get("graph", {}):
+        config.graph.open_vocabulary = False  # trained before open-vocabulary predicates: it read them as "other"
+    model = GraphCLIP(config)
     check_state_fits(model.state_dict(), state["model"])
     model.load_state_dict(state["model"])
     encoder = model.graph_encoder
-    if getattr(encoder, "relation_text", None) is not None:
+    if getattr(encoder, "relation_text", None) is not None and config.graph.open_vocabulary:
         params = state.get("params") or {}
         encoder.relation_texts = PredicateTexts(
             params.get("relation_text_model", DEFAULT_RELATION_TEXT_MODEL),

@@ -59,6 +59,9 @@ class GraphEncoderConfig:
     # of the predicate's name (a [len(PREDICATES), relation_text_dim] buffer, the seed paper's tokens).
     relation_features: str = "onehot"
     relation_text_dim: int = 0
+    # Text features of names outside the vocabulary (graphs' `name_key`); a model saved before
+    # open-vocabulary predicates read them as "other" and keeps doing so (models.checkpoint).
+    open_vocabulary: bool = True
     box_frequencies: int = 6
     pool: str = "attention"
     token_norm: str = "none"
@@ -234,7 +237,8 @@ class GraphEncoder(nn.Module):
         graphs list no open names (`open_predicates`) holds none: the table alone, no device read."""
         text = self.relation_text[store.predicate]
         names = flat_open_predicates(batch)
-        if "name_key" not in store or not names:  # decided on the host: no wait for the device
+        # decided on the host: no wait for the device
+        if "name_key" not in store or not names or not self.config.open_vocabulary:
             return text
         open_rows = (store.name_key != self.vocabulary_keys[store.predicate]).nonzero().squeeze(1)
         if open_rows.numel() == 0:

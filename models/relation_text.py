@@ -75,8 +75,8 @@ class PredicateTexts:
             text_cfg, embed_dim = dict(config["text_cfg"]), config["embed_dim"]
         else:
             text_cfg, embed_dim = self.model
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(UNTRAINED_SEED)
+        with torch.random.fork_rng(devices=[]):  # the CPU generator only: seeded here, restored after
+            torch.default_generator.manual_seed(UNTRAINED_SEED)
             encoder = TextEncoder(text_cfg, embed_dim)
         if self.checkpoint is not None:
             load_text_checkpoint(encoder, self.checkpoint)
@@ -87,6 +87,12 @@ class PredicateTexts:
                 stacklevel=3,
             )
         return encoder.eval()
+
+    def expect(self, table: Tensor) -> None:
+        """The model's table is now `table` (loaded from another run): the tower must reproduce it."""
+        self.reference = table.detach().float().cpu()
+        if self._encoder is not None:
+            self._check(self._encode(list(PREDICATES)))
 
     def _check(self, table: Tensor) -> None:
         if table.shape != self.reference.shape or not torch.allclose(table, self.reference, rtol=1e-3, atol=1e-4):

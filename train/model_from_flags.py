@@ -42,6 +42,8 @@ def build_model(args: argparse.Namespace, sample_graph) -> GraphCLIP:
         model.graph_encoder.relation_texts = texts  # embeds open-vocabulary predicate names
     if args.init_from:
         init_graph_encoder(model, args.init_from)
+        if texts is not None:  # the table is now the other run's: this run's tower must reproduce it
+            texts.expect(model.graph_encoder.relation_text)
     if args.text_checkpoint:
         load_text_checkpoint(model.text_encoder, args.text_checkpoint)
     if args.freeze_text:

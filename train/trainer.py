@@ -138,6 +138,9 @@ class Trainer:
         state = load_checkpoint(path)
         check_state_fits(self.model.state_dict(), state["model"])
         self.model.load_state_dict(state["model"])
+        texts = getattr(self.model.graph_encoder, "relation_texts", None)
+        if texts is not None:  # the resumed table must be this tower's
+            texts.expect(self.model.graph_encoder.relation_text)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):

@@ -137,3 +137,36 @@ def test_a_tower_that_does_not_reproduce_the_models_table_is_refused(tmp_path):
         assert second.embed(["juggling"]).shape == (1, 6)
     good = PredicateTexts((TINY_TEXT, 6), path, reference=table)
     assert torch.allclose(good.embed(["left of"])[0], table[predicate_id("left of")], atol=1e-6)
+
+
+def test_a_table_loaded_from_another_run_must_be_the_towers_own(tmp_path):
+    """--init-from and --resume replace the model's table: the run's tower is checked against it."""
+    _, path = tiny_tower(tmp_path)
+    texts = PredicateTexts((TINY_TEXT, 6), path)
+    table = texts.embed(PREDICATES)
+    texts.expect(table.clone())  # the same tower's table: accepted
+    with pytest.raises(ValueError, match="does not reproduce the predicate table"):
+        texts.expect(table + 0.5)
+
+
+def test_a_model_saved_before_open_vocabulary_reads_open_names_as_other(tmp_path):
+    from models import GraphCLIP, GraphCLIPConfig
+    from models.checkpoint import model_from_checkpoint
+
+    node_dims, num_edge_types = encoder_inputs("hetero")
+    graph_config = GraphEncoderConfig(
+        node_dims=node_dims, num_edge_types=num_edge_types, width=32, depth=1, heads=4, embed_dim=16,
+        edge_schema="seed", relation_features="text", relation_text_dim=6,
+    )  # fmt: skip
+    config = GraphCLIPConfig(graph=graph_config, embed_dim=16, text=TINY_TEXT)
+    model = GraphCLIP(config)
+    old = config.to_dict()
+    del old["graph"]["open_vocabulary"]  # as checkpoints written before it say
+    state = {"model_config": old, "model": model.state_dict(), "params": {}}
+    loaded = model_from_checkpoint(state).graph_encoder
+    assert not loaded.config.open_vocabulary and loaded.relation_texts is None
+    batch = Batch.from_data_list([to_seed_schema(graph([(0, "juggling", 1)]))])
+    rows = loaded._predicate_text(batch[RELATION], batch)  # no tower needed, no error
+    assert torch.equal(rows[0], loaded.relation_text[predicate_id("other")])
+    fresh = model_from_checkpoint({**state, "model_config": config.to_dict()}).graph_encoder
+    assert fresh.config.open_vocabulary and fresh.relation_texts is not None
