@@ -23,6 +23,48 @@ def trim_padding(tokens: Tensor) -> Tensor:
     return tokens[:, : int(used.max()) + 1 if len(used) else 1]
 
 
+LENGTH_BUCKETS = 4  # groups of texts of similar length a host batch is run in
+
+
+def text_lengths(tokens: Tensor) -> Tensor:
+    """Each text's length in positions [T]: its last non-padding (non-zero) position + 1."""
+    positions = torch.arange(1, tokens.size(1) + 1, device=tokens.device)
+    return ((tokens != 0) * positions).amax(dim=1)
+
+
+def length_buckets(lengths: Tensor, buckets: int = LENGTH_BUCKETS) -> tuple[Tensor, list[tuple[int, int, int]]]:
+    """The texts sorted by length (stable) and cut into at most `buckets` runs, each run
+    to be cut to its longest text, chosen to leave the fewest padding positions (exact,
+    by dynamic programming over the distinct lengths): (order [T], [(start, stop,
+    longest length), ...] over the sorted order). Host tensors only."""
+    order = torch.argsort(lengths, stable=True)
+    values, counts = torch.unique(lengths.clamp(min=1), return_counts=True)
+    values, counts = values.tolist(), counts.tolist()
+    ends = [0]
+    for count in counts:
+        ends.append(ends[-1] + count)
+    distinct = len(values)
+    # best[k][j]: fewest positions for the j shortest distinct lengths in k runs; cut[k][j] its last run's start
+    infinity = float("inf")
+    best = [[infinity] * (distinct + 1) for _ in range(buckets + 1)]
+    cut = [[0] * (distinct + 1) for _ in range(buckets + 1)]
+    best[0][0] = 0
+    for k in range(1, buckets + 1):
+        for j in range(1, distinct + 1):
+            for i in range(j):
+                cost = best[k - 1][i] + (ends[j] - ends[i]) * values[j - 1]
+                if cost < best[k][j]:
+                    best[k][j], cut[k][j] = cost, i
+    runs = min(range(1, buckets + 1), key=lambda k: (best[k][distinct], k)) if distinct else 0
+    bounds: list[tuple[int, int, int]] = []
+    j = distinct
+    for k in range(runs, 0, -1):
+        i = cut[k][j]
+        bounds.append((ends[i], ends[j], values[j - 1]))
+        j = i
+    return order, bounds[::-1]
+
+
 class Tokenizer:
     """open_clip's BPE tokenizer, its output cut to the longest text of each call
     (`trim_padding`). Picklable, for loader workers."""
@@ -70,11 +112,27 @@ class TextEncoder(nn.Module):
         length, context = tokens.shape[1], self.text_cfg.context_length
         if length > context:
             raise ValueError(f"{length} text positions, the text tower holds {context}")
+        if self.trims and tokens.device.type == "cpu" and tokens.size(0) >= 2 * LENGTH_BUCKETS:
+            return self._by_length(tokens)
         if length == context:
             return self.tower(tokens)
         if not self.trims:
             return self.tower(F.pad(tokens, (0, context - length)))
-        # open_clip's TextTransformer.forward on the first `length` positions
+        return self._cut(tokens)
+
+    def _by_length(self, tokens: Tensor) -> Tensor:
+        """`_cut` on groups of texts of similar length, each cut to its own longest
+        (`length_buckets`), the embeddings put back in the texts' order. Host tensors:
+        it reads the lengths (a device would wait for them; padding costs it little)."""
+        order, bounds = length_buckets(text_lengths(tokens))
+        parts = []
+        for start, stop, length in bounds:
+            parts.append(self._cut(tokens[order[start:stop], :length]))
+        return torch.cat(parts)[torch.argsort(order)]
+
+    def _cut(self, tokens: Tensor) -> Tensor:
+        """open_clip's TextTransformer.forward on the first `length` positions (trims)."""
+        length = tokens.shape[1]
         tower = self.tower
         dtype = tower.transformer.get_cast_dtype()
         x = tower.token_embedding(tokens).to(dtype) + tower.positional_embedding[:length].to(dtype)

@@ -1,10 +1,19 @@
+import itertools
 import pickle
 
 import pytest
 import torch
 from open_clip.model import CLIP
 
-from models.text import TextEncoder, Tokenizer, load_text_checkpoint, open_clip_text_config, trim_padding
+from models.text import (
+    TextEncoder,
+    Tokenizer,
+    length_buckets,
+    load_text_checkpoint,
+    open_clip_text_config,
+    text_lengths,
+    trim_padding,
+)
 
 TEXT_CFG = {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
 
@@ -80,3 +89,74 @@ def test_a_cut_text_embeds_as_the_full_length_text(pool_type):
             assert (a - p.grad).norm() <= 1e-5 * p.grad.norm()
     with pytest.raises(ValueError, match="33 text positions"):
         encoder(torch.ones(1, 33, dtype=torch.long))
+
+
+def fewest_positions(lengths: list[int], buckets: int) -> int:
+    """Brute force: every way to cut the sorted lengths into at most `buckets` runs."""
+    ordered = sorted(lengths)
+    best = None
+    for runs in range(1, buckets + 1):
+        for cuts in itertools.combinations(range(1, len(ordered)), runs - 1):
+            edges = [0, *cuts, len(ordered)]
+            cost = sum((b - a) * ordered[b - 1] for a, b in zip(edges, edges[1:], strict=False))
+            best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("buckets", [1, 2, 3, 4])
+def test_length_buckets_leave_the_fewest_padding_positions(buckets):
+    lengths = torch.tensor([7, 3, 12, 3, 20, 7, 5, 7, 12, 4])
+    order, bounds = length_buckets(lengths, buckets)
+    assert lengths[order].tolist() == sorted(lengths.tolist())
+    assert order.tolist()[:2] == [1, 3]  # stable among equal lengths
+    # contiguous runs covering every text, each cut to its own longest
+    assert [b[0] for b in bounds] == [0, *[b[1] for b in bounds[:-1]]] and bounds[-1][1] == len(lengths)
+    assert all(length == int(lengths[order[stop - 1]]) for start, stop, length in bounds)
+    cost = sum((stop - start) * length for start, stop, length in bounds)
+    assert len(bounds) <= buckets and cost == fewest_positions(lengths.tolist(), buckets)
+    if buckets == 1:
+        assert bounds == [(0, 10, 20)]
+    if buckets == 3:  # (3, 3, 4, 5, 7, 7, 7) (12, 12) (20): 49 + 24 + 20
+        assert cost == 93 and bounds == [(0, 7, 7), (7, 9, 12), (9, 10, 20)]
+
+
+def test_text_lengths_count_to_the_end_token():
+    tokens = Tokenizer(32)(["two shapes", "a red circle", "a " * 40])
+    assert text_lengths(tokens).tolist() == [4, 5, 32]
+    assert text_lengths(torch.zeros(2, 3, dtype=torch.long)).tolist() == [0, 0]
+
+
+def test_texts_run_by_length_embed_and_train_as_the_whole_batch():
+    """A host batch runs in groups of similar length: the same embeddings, in the texts'
+    order, and the same gradients as the padded batch through open_clip's tower."""
+    torch.manual_seed(0)
+    encoder = TextEncoder({**TEXT_CFG, "layers": 2}, embed_dim=24)
+    words = "a small red circle left of a blue square above the green triangle".split()
+    texts = [" ".join(words[: 1 + (7 * k) % len(words)]) for k in range(13)] + ["a " * 40]
+    tokens = encoder.tokenize(texts)
+    assert tokens.shape == (14, 32) and len(length_buckets(text_lengths(tokens))[1]) == 4
+    embedded = encoder(tokens)
+    embedded.square().sum().backward()
+    grads = [p.grad.clone() for p in encoder.parameters()]
+    encoder.zero_grad()
+    whole = encoder.tower(tokens)
+    whole.square().sum().backward()
+    assert torch.allclose(embedded, whole, atol=1e-6)
+    for a, p in zip(grads, encoder.parameters(), strict=True):
+        assert (a - p.grad).norm() <= 1e-5 * p.grad.norm()
+    reversed_order = torch.arange(13, -1, -1)
+    with torch.no_grad():
+        assert torch.allclose(encoder(tokens[reversed_order]), embedded[reversed_order], atol=1e-6)
+
+
+def test_tokens_off_the_host_are_run_whole(monkeypatch):
+    """Running by length reads the lengths: only host tokens take that path (on a device
+    it would wait for them). A model and tokens on the meta device stand in for a GPU."""
+    encoder = TextEncoder(TEXT_CFG, embed_dim=24)
+    tokens = encoder.tokenize(["a small red circle left of a blue square"] * 4 + ["two shapes"] * 6)
+    calls = []
+    monkeypatch.setattr(TextEncoder, "_by_length", lambda self, t: calls.append(t.device.type))
+    encoder(tokens)
+    assert calls == ["cpu"]
+    embedded = encoder.to("meta")(tokens.to("meta"))
+    assert calls == ["cpu"] and embedded.shape == (10, 24) and embedded.device.type == "meta"

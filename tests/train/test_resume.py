@@ -165,6 +165,41 @@ def test_text_learning_rate_scale_makes_its_own_parameter_groups():
     assert id(model.graph_encoder.head.weight) not in no_decay
 
 
+def test_the_optimizer_is_fused_and_steps_as_the_per_tensor_loop():
+    from models import GraphCLIP, load_config
+    from train.loop import make_optimizer
+
+    torch.manual_seed(0)
+    model = GraphCLIP(load_config("semgraph-tiny"))
+    fused = make_optimizer(model, lr=1e-3, weight_decay=0.1, text_lr_scale=0.1)
+    assert all(group["fused"] for group in fused.param_groups)
+    looped = torch.optim.AdamW(
+        [
+            {**{k: v for k, v in g.items() if k != "params"}, "params": [p.detach().clone() for p in g["params"]]}
+            for g in fused.param_groups
+        ]
+    )
+    for group in looped.param_groups:
+        group["fused"] = None
+    for _ in range(3):
+        grads = [torch.randn_like(p) for g in fused.param_groups for p in g["params"]]
+        for p, other, grad in zip(
+            (p for g in fused.param_groups for p in g["params"]),
+            (p for g in looped.param_groups for p in g["params"]),
+            grads,
+            strict=True,
+        ):
+            p.grad, other.grad = grad, grad.clone()
+        fused.step()
+        looped.step()
+    for p, other in zip(
+        (p for g in fused.param_groups for p in g["params"]),
+        (p for g in looped.param_groups for p in g["params"]),
+        strict=True,
+    ):
+        assert torch.allclose(p, other, atol=1e-6, rtol=1e-5)
+
+
 def test_tensorboard_logging_or_a_clear_message(tmp_path, capsys):
     out = tmp_path / "tb"
     try:
