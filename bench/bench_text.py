@@ -74,11 +74,7 @@ def text_side(tokens: torch.Tensor) -> list[dict]:
     for buckets in BUCKETS:
 
         def embed(t, buckets=buckets):
-            if buckets == 1:
-                return encoder.tower(t)
-            order, bounds = text.length_buckets(lengths, buckets)
-            parts = [encoder._cut(t[order[a:b], :length]) for a, b, length in bounds]
-            return torch.cat(parts)[torch.argsort(order)]
+            return encoder.tower(t) if buckets == 1 else encoder._by_length(t, buckets)
 
         def step(embed=embed):
             encoder.zero_grad()

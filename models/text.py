@@ -120,11 +120,11 @@ class TextEncoder(nn.Module):
             return self.tower(F.pad(tokens, (0, context - length)))
         return self._cut(tokens)
 
-    def _by_length(self, tokens: Tensor) -> Tensor:
-        """`_cut` on groups of texts of similar length, each cut to its own longest
-        (`length_buckets`), the embeddings put back in the texts' order. Host tensors:
+    def _by_length(self, tokens: Tensor, buckets: int = LENGTH_BUCKETS) -> Tensor:
+        """`_cut` on at most `buckets` groups of texts of similar length, each cut to its own
+        longest (`length_buckets`), the embeddings put back in the texts' order. Host tensors:
         it reads the lengths (a device would wait for them; padding costs it little)."""
-        order, bounds = length_buckets(text_lengths(tokens))
+        order, bounds = length_buckets(text_lengths(tokens), buckets)
         parts = []
         for start, stop, length in bounds:
             parts.append(self._cut(tokens[order[start:stop], :length]))
