@@ -17,7 +17,10 @@ drawn images keep their exact masks, labels and triplets; --token-source
 given on the command line tokenizes them instead (graphs unlike those of a
 run that trained on exact masks: that needs --override-checkpoint-config).
 Each result records its `token_source` (`exact` for exact masks) and its
-object tokens per image. A layout the renderer
+object tokens per image. Results are written next to the checkpoint
+(`compositional.json`, or --output): a suite scored again replaces its own
+entry (same suite, token source and overridden settings) and every other
+entry is kept. A layout the renderer
 cannot draw is skipped, counted and named; any other bad item is an error
 naming the suite and the item.
 """
@@ -275,14 +278,47 @@ def evaluate_suite(
         result = benchmark_result(suite, kept, images, texts, benchmark_root)
     else:
         result = {"suite": suite, "world": world_options, **add_intervals(score(kept, images, texts))}
-    if graphs.graph_type == "patch":
-        result["token_source"] = None
-    else:
-        result["token_source"] = synthetic_tokens if suite in SYNTHETIC_SUITES else graphs.options.token_source
+    result["token_source"] = None if graphs.graph_type == "patch" else token_source(items, synthetic_tokens, graphs)
     result["object_tokens_per_image"] = float(np.mean(object_tokens)) if object_tokens else None
     if skipped:
         result["skipped"] = {"count": len(skipped), "items": skipped}
     return result
+
+
+def token_source(items: list[dict], synthetic_tokens: str, graphs: RefGraphs) -> str | None:
+    """What tokenized a suite's images: `synthetic_tokens` for drawn ones (``synthetic``, ``layout``),
+    the run's token source for image files; "drawn: A; files: B" for a suite of both."""
+    refs = [ref for item in items for ref in item.get("images", [item.get("image")])]
+    drawn = {"synthetic" in ref or "layout" in ref for ref in refs}
+    if drawn == {True, False}:
+        return f"drawn: {synthetic_tokens}; files: {graphs.options.token_source}"
+    return synthetic_tokens if drawn == {True} else graphs.options.token_source
+
+
+def result_key(result: dict) -> str:
+    """What a results file holds one entry of: a suite scored with given tokens and settings."""
+    fields = ("suite", "benchmark", "token_source", "differs_from_run")
+    return json.dumps({field: result.get(field) for field in fields}, sort_keys=True)
+
+
+def read_results(path: Path) -> list[dict]:
+    """The results already in `path` (none when it does not exist); anything else there is refused,
+    so that writing the new results cannot lose it."""
+    if not path.exists():
+        return []
+    try:
+        earlier = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not a results file ({error}): give --output another file") from None
+    if not isinstance(earlier, list) or not all(isinstance(entry, dict) and "suite" in entry for entry in earlier):
+        raise ValueError(f"{path} is not a list of suite results: give --output another file")
+    return earlier
+
+
+def merge_results(earlier: list[dict], results: list[dict]) -> list[dict]:
+    """`earlier` less the entries `results` score again (same suite, tokens and settings), then `results`."""
+    again = {result_key(result) for result in results}
+    return [entry for entry in earlier if result_key(entry) not in again] + results
 
 
 def synthetic_token_source(
@@ -359,6 +395,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             return []
         if args.checkpoint is None:
             raise ValueError("--checkpoint is required to evaluate")
+        output = args.output or args.checkpoint.with_name("compositional.json")
+        earlier = read_results(output)
         state = load_checkpoint(args.checkpoint)
         # --seed here is the suites' own seed (default 0, the same items for every run), not the run's world seed
         settings = settings_from_run(
@@ -392,9 +430,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for result in results:
         result["checkpoint"] = str(args.checkpoint)
         print(format_benchmark(result) if "benchmark" in result else format_result(result["suite"], result))
-    output = args.output or args.checkpoint.with_name("compositional.json")
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {output}")
+    merged = merge_results(earlier, results)
+    output.write_text(json.dumps(merged, indent=2) + "\n")
+    kept = len(merged) - len(results)
+    print(f"wrote {output}" + (f" (kept {kept} earlier results of other suites or settings)" if kept else ""))
     return results
 
 

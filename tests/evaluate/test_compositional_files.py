@@ -256,3 +256,47 @@ def test_mask_rcnn_needs_its_weights_file(checkpoint, tmp_path):
         compositional_main(argv)
     with pytest.raises(SystemExit, match="error: Mask R-CNN weights .*nothing.pth do not exist"):
         compositional_main([*argv, "--maskrcnn-weights", str(tmp_path / "nothing.pth")])
+
+
+def layout_suite(path, colour):
+    """One choice item on a drawn layout: a `colour` square left of a blue circle."""
+    layout = {
+        "objects": [
+            {"shape": "square", "colour": colour, "size": "large", "centre": [24, 48]},
+            {"shape": "circle", "colour": "blue", "size": "large", "centre": [72, 48]},
+        ]
+    }
+    captions = [f"a {colour} square to the left of a blue circle", f"a blue circle to the left of a {colour} square"]
+    item = {"id": f"{colour}-left", "subset": "left of", "image": {"layout": layout}, "captions": captions, "answer": 0}
+    path.write_text(json.dumps(item) + "\n")
+    return str(path)
+
+
+def test_a_second_scoring_keeps_the_results_file_of_other_suites(checkpoint, tmp_path, capsys):
+    red, green = layout_suite(tmp_path / "red.jsonl", "red"), layout_suite(tmp_path / "green.jsonl", "green")
+    output = tmp_path / "out.json"
+    compositional_main(["--checkpoint", checkpoint, "--suite", red, "--output", str(output)])
+    compositional_main(["--checkpoint", checkpoint, "--suite", green, "--output", str(output)])
+    assert [entry["suite"] for entry in json.loads(output.read_text())] == [red, green]
+    assert "kept 1 earlier results" in capsys.readouterr().out
+    again = compositional_main(["--checkpoint", checkpoint, "--suite", red, "--output", str(output)])
+    written = json.loads(output.read_text())
+    assert [entry["suite"] for entry in written] == [green, red] and written[1] == again[0]
+
+
+def test_a_suite_file_of_drawn_images_records_exact_tokens(checkpoint, tmp_path):
+    # the tiny run's own token source (for image files) is felzenszwalb; drawn layouts keep exact masks
+    suite = layout_suite(tmp_path / "red.jsonl", "red")
+    result = compositional_main(["--checkpoint", checkpoint, "--suite", suite, "--output", str(tmp_path / "o.json")])
+    assert torch.load(checkpoint, weights_only=False)["params"]["token_source"] == "felzenszwalb"
+    assert result[0]["token_source"] == "exact" and result[0]["object_tokens_per_image"] == 2.0
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"suite": "x"}', "[1, 2]"])
+def test_a_results_file_that_is_not_one_is_refused_and_left_as_it_was(checkpoint, tmp_path, capsys, content):
+    output = tmp_path / "notes.json"
+    output.write_text(content)
+    suite = layout_suite(tmp_path / "red.jsonl", "red")
+    with pytest.raises(SystemExit, match=f"error: {output} is not a"):
+        compositional_main(["--checkpoint", checkpoint, "--suite", suite, "--output", str(output)])
+    assert output.read_text() == content
