@@ -306,13 +306,12 @@ def read_results(path: Path) -> list[dict]:
     so that writing the new results cannot lose it."""
     if not path.exists():
         return []
+    from evaluate.plot import read_compositional  # matplotlib, only when there is a file to read
+
     try:
-        earlier = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not a results file ({error}): give --output another file") from None
-    if not isinstance(earlier, list) or not all(isinstance(entry, dict) and "suite" in entry for entry in earlier):
-        raise ValueError(f"{path} is not a list of suite results: give --output another file")
-    return earlier
+        return read_compositional(path)
+    except ValueError as error:
+        raise ValueError(f"{error}: give --output another file") from None
 
 
 def merge_results(earlier: list[dict], results: list[dict]) -> list[dict]:

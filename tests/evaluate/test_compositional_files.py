@@ -297,6 +297,6 @@ def test_a_results_file_that_is_not_one_is_refused_and_left_as_it_was(checkpoint
     output = tmp_path / "notes.json"
     output.write_text(content)
     suite = layout_suite(tmp_path / "red.jsonl", "red")
-    with pytest.raises(SystemExit, match=f"error: {output} is not a"):
+    with pytest.raises(SystemExit, match=f"error: {output}: not .*: give --output another file"):
         compositional_main(["--checkpoint", checkpoint, "--suite", suite, "--output", str(output)])
     assert output.read_text() == content
