@@ -88,12 +88,30 @@ def bar_groups(result: dict) -> dict[str, float]:
     return groups
 
 
+def panel_name(result: dict, repeated: set[str]) -> str:
+    """A result's panel: its suite, and where a file holds that suite more than once (scored with other
+    tokens or settings, evaluate.compositional keeps each) also its token source and overridden settings."""
+    if result["suite"] not in repeated:
+        return result["suite"]
+    given = [f"{k} {v['given']}" for k, v in result.get("differs_from_run", {}).items() if k != "token_source"]
+    return f"{result['suite']} (tokens: {'; '.join([str(result.get('token_source')), *given])})"
+
+
+def compositional_panels(files: dict[str, list[dict]]) -> dict[str, dict[str, dict[str, float]]]:
+    """panel -> {file label -> bars}: one panel per suite, or per suite and scoring where a file has several."""
+    repeated = {r["suite"] for results in files.values() for r in results}
+    repeated = {suite for suite in repeated if any([r["suite"] for r in rs].count(suite) > 1 for rs in files.values())}
+    panels: dict[str, dict[str, dict[str, float]]] = {}
+    for label, results in files.items():
+        for result in results:
+            panels.setdefault(panel_name(result, repeated), {})[label] = bar_groups(result)
+    return panels
+
+
 def plot_compositional(files: dict[str, list[dict]], path: Path) -> None:
     """Per-subset bars of several results files (label -> results) side by side."""
-    suites = list(dict.fromkeys(r["suite"] for results in files.values() for r in results))
     panels = []
-    for suite in suites:
-        bars = {label: bar_groups(r) for label, results in files.items() for r in results if r["suite"] == suite}
+    for suite, bars in compositional_panels(files).items():
         panels.append((suite, bars, list(dict.fromkeys(k for groups in bars.values() for k in groups))))
     widest = max(len(labels) for _, _, labels in panels)
     fig = Figure(figsize=(max(6.0, 0.45 * widest * max(1, len(files)) ** 0.5 + 2), 3.6 * len(panels)), dpi=110)

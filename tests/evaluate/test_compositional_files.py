@@ -12,6 +12,7 @@ from pycocotools import mask as mask_utils
 
 from data.cache import BadItem
 from evaluate.compositional import main as compositional_main
+from evaluate.plot import compositional_panels
 from evaluate.ref_graphs import TokensByPath, crop_box, crop_tokens
 from evaluate.suites import UndrawableLayout, render_layout
 from graphs.tokens import ImageTokens
@@ -300,3 +301,19 @@ def test_a_results_file_that_is_not_one_is_refused_and_left_as_it_was(checkpoint
     with pytest.raises(SystemExit, match=f"error: {output}: not .*: give --output another file"):
         compositional_main(["--checkpoint", checkpoint, "--suite", suite, "--output", str(output)])
     assert output.read_text() == content
+
+
+def test_a_suite_scored_twice_in_one_file_is_drawn_as_two_panels():
+    def result(tokens, acc):
+        differs = {} if tokens == "exact" else {"token_source": {"run": "exact", "given": tokens}}
+        subsets = {"left of": {"acc": acc, "n": 50}, "above": {"acc": 1.0, "n": 50}}
+        scored = {"macro_acc": (acc + 1.0) / 2, "subsets": subsets}
+        return {"suite": "relation-swap", "token_source": tokens, "differs_from_run": differs, **scored}
+
+    files = {"a": [result("exact", 0.9), result("quickshift", 0.5)], "b": [result("exact", 0.8)]}
+    panels = compositional_panels(files)
+    assert list(panels) == ["relation-swap (tokens: exact)", "relation-swap (tokens: quickshift)"]
+    assert panels["relation-swap (tokens: exact)"]["a"]["left of"] == 0.9
+    assert panels["relation-swap (tokens: exact)"]["b"]["left of"] == 0.8
+    assert list(panels["relation-swap (tokens: quickshift)"]) == ["a"]
+    assert list(compositional_panels({"b": files["b"]})) == ["relation-swap"]
