@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -99,8 +100,8 @@ def panel_name(result: dict, repeated: set[str]) -> str:
 
 def compositional_panels(files: dict[str, list[dict]]) -> dict[str, dict[str, dict[str, float]]]:
     """panel -> {file label -> bars}: one panel per suite, or per suite and scoring where a file has several."""
-    repeated = {r["suite"] for results in files.values() for r in results}
-    repeated = {suite for suite in repeated if any([r["suite"] for r in rs].count(suite) > 1 for rs in files.values())}
+    counts = [Counter(r["suite"] for r in results) for results in files.values()]
+    repeated = {suite for count in counts for suite, n in count.items() if n > 1}
     panels: dict[str, dict[str, dict[str, float]]] = {}
     for label, results in files.items():
         for result in results:
