@@ -48,8 +48,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--edge-schema",
         choices=EDGE_SCHEMAS,
         default=DEFAULT_EDGE_SCHEMA,
-        help="the seven ranked edge types: semgraph = ours; seed = the seed paper's (subject -> object, "
-        "participants <-> relation token, 1st..4th nearest object), made from the cached graphs on access",
+        help="the ranked edge types: semgraph = ours (7); seed = the seed paper's 7 (subject -> object, "
+        "participants <-> relation token, 1st..4th nearest object); seed-directed = the seed's with the "
+        "subject and the object of a relation token on types of their own (9); the seed ones are made "
+        "from the cached graphs on access",
     )
     data.add_argument(
         "--drop-edge-types",

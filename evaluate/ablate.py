@@ -75,6 +75,7 @@ SUITE_SEED = 0  # every row and seed is scored on the same suite items, as evalu
 TRIPLET_TYPES = {
     "semgraph": ("subject_of", "has_object"),
     "seed": ("subject_to_object", "to_relation", "to_participant"),
+    "seed-directed": ("subject_to_object", "subject_to_relation", "object_to_relation", "to_subject", "to_object"),
 }
 # The seed paper's recipe against ours (issue 16): each row names its schema, bias, readout or pixel model.
 RECIPES = {

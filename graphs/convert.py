@@ -9,12 +9,16 @@ from graphs.schema import (
     HAS_OBJECT,
     NODE_TYPES,
     OBJECT,
+    OBJECT_TO_RELATION,
     RELATED,
     RELATION,
     SUBJECT_OF,
     SUBJECT_TO_OBJECT,
+    SUBJECT_TO_RELATION,
+    TO_OBJECT,
     TO_PARTICIPANT,
     TO_RELATION,
+    TO_SUBJECT,
     edge_schema_of,
     relation_names,
     schema_ranks,
@@ -34,7 +38,9 @@ def to_networkx(data: HeteroData) -> nx.MultiDiGraph:
     otherwise) and ``box`` (cx, cy, w, h). Edges carry ``type`` (the relation
     name), ``rank`` (as the graph's edge schema numbers it) and, for the edges
     of a triplet (`subject_of`, `has_object`, `related`; in the seed schema
-    `subject_to_object`, `to_relation`, `to_participant`), its ``predicate``.
+    `subject_to_object`, `to_relation`, `to_participant`; in seed-directed
+    `subject_to_object` and the four between a relation token and its
+    subject or object), its ``predicate``.
     The graph attribute ``edge_schema`` names the schema.
     """
     schema = edge_schema_of(data)
@@ -54,6 +60,9 @@ def to_networkx(data: HeteroData) -> nx.MultiDiGraph:
             graph.add_node(node_key(node_type, index), type=node_type, index=index, label=label, box=box)
     if schema == "seed":
         subject, target = seed_participants(data)
+    elif schema == "seed-directed":
+        subject = dict(data[TO_SUBJECT].edge_index.t().tolist())
+        target = dict(data[TO_OBJECT].edge_index.t().tolist())
     else:
         subject = dict(data[SUBJECT_OF].edge_index.flip(0).t().tolist())
         target = dict(data[HAS_OBJECT].edge_index.t().tolist())
@@ -62,9 +71,9 @@ def to_networkx(data: HeteroData) -> nx.MultiDiGraph:
         src_type, relation, dst_type = edge_type
         for src, dst in data[edge_type].edge_index.t().tolist():
             attrs = {"type": relation, "rank": ranks[edge_type]}
-            if edge_type in (SUBJECT_OF, TO_RELATION):
+            if edge_type in (SUBJECT_OF, TO_RELATION, SUBJECT_TO_RELATION, OBJECT_TO_RELATION):
                 attrs["predicate"] = predicates[dst]
-            elif edge_type in (HAS_OBJECT, TO_PARTICIPANT):
+            elif edge_type in (HAS_OBJECT, TO_PARTICIPANT, TO_SUBJECT, TO_OBJECT):
                 attrs["predicate"] = predicates[src]
             elif edge_type in (RELATED, SUBJECT_TO_OBJECT) and (src, dst) in triplet_predicate:
                 attrs["predicate"] = triplet_predicate[src, dst]

@@ -1,8 +1,8 @@
 """Describe one graph: tables of its nodes and edges, its GraphML file, its picture.
 
-`show_graph` prints the tables (and, in the seed edge schema, the rank matrix),
+`show_graph` prints the tables (and, in the seed edge schemas, the rank matrix),
 writes `graph.graphml` and draws `graph.png` of the image with the masks, boxes
-and typed edges over it (the rank matrix beside it in the seed schema). Finding
+and typed edges over it (the rank matrix beside it in the seed schemas). Finding
 the graph of a dataset item is the command's job: `python -m tools.inspect_graph`.
 """
 
@@ -18,7 +18,15 @@ from torch_geometric.data import HeteroData
 
 from graphs.convert import to_networkx
 from graphs.draw import save_graph_picture
-from graphs.schema import DEFAULT_EDGE_SCHEMA, NODE_TYPES, OBJECT, RELATION, edge_schema_of, schema_ranks
+from graphs.schema import (
+    DEFAULT_EDGE_SCHEMA,
+    NODE_TYPES,
+    OBJECT,
+    RELATION,
+    SEED_SCHEMAS,
+    edge_schema_of,
+    schema_ranks,
+)
 from graphs.seed import rank_matrix
 
 
@@ -106,7 +114,7 @@ def show_graph(
     nx.write_graphml(graphml_ready(graph), paths["graphml"])
     title = captions[1] if len(captions) > 1 else (captions[0] if captions else name)
     matrix = None
-    if edge_schema_of(data) == "seed":
+    if edge_schema_of(data) in SEED_SCHEMAS:
         ranks = rank_matrix(data)
         print("rank matrix (rows = queries, columns = keys, objects then relation tokens):")
         print("\n".join(" ".join(f"{v}" for v in row) for row in ranks.tolist()))

@@ -22,8 +22,12 @@ from graphs.schema import (
     IMAGE,
     NODE_TYPES,
     OBJECT,
+    OBJECT_TO_RELATION,
     RELATION,
     SEED_EDGE_TYPES,
+    SUBJECT_TO_RELATION,
+    TO_OBJECT,
+    TO_SUBJECT,
     edge_schema_of,
     relation_names,
     schema_ranks,
@@ -32,6 +36,15 @@ from graphs.schema import (
 EDGE_COLOURS = {
     **dict(zip(EDGE_TYPES, matplotlib.colormaps["tab10"].colors, strict=False)),
     **dict(zip(SEED_EDGE_TYPES, matplotlib.colormaps["Dark2"].colors, strict=False)),
+    # seed-directed: its shared types keep the seed's colours, its own ones are a dark (subject) and a
+    # light (object) shade of the seed type they split: to_relation's orange, to_participant's purple
+    **dict(
+        zip(
+            (SUBJECT_TO_RELATION, OBJECT_TO_RELATION, TO_SUBJECT, TO_OBJECT),
+            ("#a64702", "#fdae6b", "#3f3a8a", "#b7b4e0"),
+            strict=True,
+        )
+    ),
 }
 NODE_STYLE = {OBJECT: ("o", "white"), RELATION: ("s", "gold"), IMAGE: ("*", "deepskyblue")}
 

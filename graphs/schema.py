@@ -4,9 +4,11 @@ This module is the single place where type names are spelled out; every other
 module imports them from here (see docs/design.md, "The graph schema").
 
 Edge schemas (`--edge-schema`): ``semgraph`` (ours, `EDGE_TYPES`, the form
-graphs are built and stored in) and ``seed`` (the seed paper's seven ranked
-relationship types, `SEED_EDGE_TYPES`, made from a stored graph on access by
-`graphs.seed`). Both list their types strongest first.
+graphs are built and stored in), ``seed`` (the seed paper's seven ranked
+relationship types, `SEED_EDGE_TYPES`) and ``seed-directed`` (the seed's with
+a triplet's subject and object told apart, nine types,
+`SEED_DIRECTED_EDGE_TYPES`); both seed schemas are made from a stored graph
+on access by `graphs.seed`. Each lists its types strongest first.
 """
 
 from __future__ import annotations
@@ -56,12 +58,43 @@ SEED_EDGE_TYPES: tuple[EdgeType, ...] = (
 SUBJECT_TO_OBJECT, TO_RELATION, TO_PARTICIPANT, NEAREST_1, NEAREST_2, NEAREST_3, NEAREST_4 = SEED_EDGE_TYPES
 SEED_RANK: dict[EdgeType, int] = {et: len(SEED_EDGE_TYPES) - k for k, et in enumerate(SEED_EDGE_TYPES)}
 
-EDGE_SCHEMAS: tuple[str, ...] = ("semgraph", "seed")
+# The seed schema with the direction of a triplet told apart (ours, not the
+# paper's): the paper gives a relation token's subject and object the same
+# ranks (6 into it, 5 out of it), so which end is the subject rests on the
+# one subject -> object edge. Here each gets its own rank, nine in all,
+# numbered as the paper numbers (9 = strongest): s -> o (9), s -> r (8),
+# o -> r (7), r -> s (6), r -> o (5), then the paper's four nearest (4..1).
+SEED_DIRECTED_EDGE_TYPES: tuple[EdgeType, ...] = (
+    SUBJECT_TO_OBJECT,
+    (OBJECT, "subject_to_relation", RELATION),
+    (OBJECT, "object_to_relation", RELATION),
+    (RELATION, "to_subject", OBJECT),
+    (RELATION, "to_object", OBJECT),
+    NEAREST_1,
+    NEAREST_2,
+    NEAREST_3,
+    NEAREST_4,
+)
+SUBJECT_TO_RELATION, OBJECT_TO_RELATION, TO_SUBJECT, TO_OBJECT = SEED_DIRECTED_EDGE_TYPES[1:5]
+SEED_DIRECTED_RANK: dict[EdgeType, int] = {
+    et: len(SEED_DIRECTED_EDGE_TYPES) - k for k, et in enumerate(SEED_DIRECTED_EDGE_TYPES)
+}
+
+EDGE_SCHEMAS: tuple[str, ...] = ("semgraph", "seed", "seed-directed")
 DEFAULT_EDGE_SCHEMA = "semgraph"
-_SCHEMA_TYPES: dict[str, tuple[EdgeType, ...]] = {"semgraph": EDGE_TYPES, "seed": SEED_EDGE_TYPES}
+SEED_SCHEMAS: tuple[str, ...] = ("seed", "seed-directed")  # made from a stored graph by `graphs.seed`
+_SCHEMA_TYPES: dict[str, tuple[EdgeType, ...]] = {
+    "semgraph": EDGE_TYPES,
+    "seed": SEED_EDGE_TYPES,
+    "seed-directed": SEED_DIRECTED_EDGE_TYPES,
+}
 # The rank each schema writes next to a type (GraphML, legend, tables): ours
-# counts 1 = strongest, the paper's 7 = strongest.
-_SCHEMA_RANKS: dict[str, dict[EdgeType, int]] = {"semgraph": EDGE_RANK, "seed": SEED_RANK}
+# counts 1 = strongest, the paper's 7 = strongest (9 in seed-directed).
+_SCHEMA_RANKS: dict[str, dict[EdgeType, int]] = {
+    "semgraph": EDGE_RANK,
+    "seed": SEED_RANK,
+    "seed-directed": SEED_DIRECTED_RANK,
+}
 
 
 def check_edge_schema(schema: str) -> str:
@@ -77,12 +110,12 @@ def schema_edge_types(schema: str = DEFAULT_EDGE_SCHEMA) -> tuple[EdgeType, ...]
 
 
 def schema_ranks(schema: str = DEFAULT_EDGE_SCHEMA) -> dict[EdgeType, int]:
-    """Each edge type's rank as its schema numbers it (semgraph: 1 strongest; seed: 7 strongest)."""
+    """Each edge type's rank as its schema numbers it (semgraph: 1 strongest; seed: 7, seed-directed: 9 strongest)."""
     return _SCHEMA_RANKS[check_edge_schema(schema)]
 
 
 def strength_order(schema: str = DEFAULT_EDGE_SCHEMA) -> dict[EdgeType, int]:
-    """Each edge type's place in strength, 1 = strongest, in either schema (the encoder's rank)."""
+    """Each edge type's place in strength, 1 = strongest, in any schema (the encoder's rank)."""
     return {et: k for k, et in enumerate(schema_edge_types(schema), 1)}
 
 

@@ -1,8 +1,10 @@
 """The seed paper's edge schema, made from a stored (``semgraph``) graph.
 
 Graphs are built and cached in the ``semgraph`` schema; `to_edge_schema`
-turns one graph, or a collated batch, into the ``seed`` schema on access (as
-`ToHomogeneous` makes the homogeneous view). Everything the seed's ranks need
+turns one graph, or a collated batch, into the ``seed`` schema (or its
+``seed-directed`` variant, where a relation token's subject and object are
+linked by types of their own) on access (as `ToHomogeneous` makes the
+homogeneous view). Everything the seed's ranks need
 is in a stored graph: the object boxes, and each relation token's subject
 (``subject_of``) and object (``has_object``).
 
@@ -28,11 +30,16 @@ from graphs.schema import (
     NEAREST_3,
     NEAREST_4,
     OBJECT,
+    OBJECT_TO_RELATION,
     RELATION,
+    SEED_SCHEMAS,
     SUBJECT_OF,
     SUBJECT_TO_OBJECT,
+    SUBJECT_TO_RELATION,
+    TO_OBJECT,
     TO_PARTICIPANT,
     TO_RELATION,
+    TO_SUBJECT,
     check_edge_schema,
     edge_schema_of,
     strength_order,
@@ -89,10 +96,12 @@ def triplet_participants(data: HeteroData) -> tuple[Tensor, Tensor]:
     return subject, obj
 
 
-def to_seed_schema(data: HeteroData) -> HeteroData:
-    """The same graph (or collated batch) with the seed schema's edge types instead of ours."""
+def to_seed_schema(data: HeteroData, directed: bool = False) -> HeteroData:
+    """The same graph (or collated batch) with the seed schema's edge types instead of ours
+    (`directed`: the ``seed-directed`` schema's, subject and object on edges of their own)."""
+    name = "seed-directed" if directed else "seed"
     if tuple(data.edge_types) != EDGE_TYPES:
-        raise ValueError(f"the seed edge schema is made from a semgraph graph, got edge types {data.edge_types}")
+        raise ValueError(f"the {name} edge schema is made from a semgraph graph, got edge types {data.edge_types}")
     subject, obj = triplet_participants(data)
     relation = torch.arange(subject.numel(), device=subject.device)
     nearest = nearest_edges(data[OBJECT].box, _graph_ids(data, OBJECT))
@@ -100,17 +109,23 @@ def to_seed_schema(data: HeteroData) -> HeteroData:
         del data[edge_type]
     pairs = torch.stack([subject, obj])
     data[SUBJECT_TO_OBJECT].edge_index = torch.unique(pairs, dim=1) if pairs.numel() else pairs
-    data[TO_RELATION].edge_index = torch.cat([torch.stack([subject, relation]), torch.stack([obj, relation])], 1)
-    data[TO_PARTICIPANT].edge_index = torch.cat([torch.stack([relation, subject]), torch.stack([relation, obj])], 1)
+    if directed:
+        data[SUBJECT_TO_RELATION].edge_index = torch.stack([subject, relation])
+        data[OBJECT_TO_RELATION].edge_index = torch.stack([obj, relation])
+        data[TO_SUBJECT].edge_index = torch.stack([relation, subject])
+        data[TO_OBJECT].edge_index = torch.stack([relation, obj])
+    else:
+        data[TO_RELATION].edge_index = torch.cat([torch.stack([subject, relation]), torch.stack([obj, relation])], 1)
+        data[TO_PARTICIPANT].edge_index = torch.cat([torch.stack([relation, subject]), torch.stack([relation, obj])], 1)
     for edge_type, edge_index in zip(NEAREST, nearest, strict=True):
         data[edge_type].edge_index = edge_index
     return data
 
 
 def to_edge_schema(data: HeteroData, schema: str = DEFAULT_EDGE_SCHEMA) -> HeteroData:
-    """A stored (semgraph) graph or batch in `schema`: unchanged for semgraph, converted for seed."""
-    if check_edge_schema(schema) == "seed":
-        return to_seed_schema(data)
+    """A stored (semgraph) graph or batch in `schema`: unchanged for semgraph, converted for the seed schemas."""
+    if check_edge_schema(schema) in SEED_SCHEMAS:
+        return to_seed_schema(data, directed=schema == "seed-directed")
     return data
 
 
@@ -130,8 +145,9 @@ class ToEdgeSchema(BaseTransform):
 def rank_matrix(data: HeteroData, node_types: tuple[str, ...] = (OBJECT, RELATION)) -> Tensor:
     """The [T, T] rank matrix of one graph over the tokens of `node_types` in that order
     (rows = queries = edge sources, columns = keys), each pair keeping its highest rank
-    counted 7 = strongest in either schema, 0 where none. For the seed schema
-    these are the paper's ranks: this is its matrix (before its CLS token)."""
+    counted T = strongest for a schema of T types (7 in semgraph and seed, 9 in seed-directed),
+    0 where none. For the seed schema these are the paper's ranks: this is its matrix
+    (before its CLS token)."""
     order = strength_order(edge_schema_of(data))
     counts = [data[t].num_nodes for t in node_types]
     offsets = dict(zip(node_types, torch.tensor([0, *counts[:-1]]).cumsum(0).tolist(), strict=True))

@@ -116,7 +116,7 @@ def pair_slots(dense_index: Tensor, edges: list[tuple[Tensor, int]], num_graphs:
     from i to j gives 2r - 1, from j to i gives 2r; no edge gives 0.
     """
     total = num_graphs * num_tokens * num_tokens
-    unset = 2 * len(EDGE_TYPES) + 10
+    unset = 2 * max((rank for _, rank in edges), default=0) + 1  # above every slot an edge gives
     slots = torch.full((total,), unset, dtype=torch.long, device=dense_index.device)
     for edge_index, rank in edges:
         if edge_index.numel() == 0:

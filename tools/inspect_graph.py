@@ -5,7 +5,8 @@ twin, or a single --image file), as a checkpoint's run built its graphs when
 given --checkpoint, and shows it with `graphs.describe.show_graph`: a table of
 its nodes and edges, the networkx graph as GraphML, and a PNG of the image with
 the masks, boxes and typed edges over it. With `--edge-schema seed` the graph
-carries the seed paper's seven ranked types and the PNG shows its rank matrix
+carries the seed paper's seven ranked types (`seed-directed`: its nine with a
+triplet's subject and object told apart) and the PNG shows its rank matrix
 (queries x keys) beside the picture.
 
 A command on top of the floors: it reads datasets (data), a checkpoint
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--edge-schema",
         choices=EDGE_SCHEMAS,
         default=DEFAULT_EDGE_SCHEMA,
-        help="the edge types shown: ours (semgraph) or the seed paper's (seed: its rank matrix beside the picture)",
+        help="the edge types shown: ours (semgraph), the seed paper's (seed) or the seed's with subject and "
+        "object told apart (seed-directed); with a seed one, its rank matrix beside the picture",
     )
     parser.add_argument(
         "--drop-edge-types",

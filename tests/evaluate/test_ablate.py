@@ -79,3 +79,15 @@ def test_a_cell_stopped_before_its_first_checkpoint_is_moved_aside_and_trained_a
     assert calls and "--resume" not in calls[0]
     assert (tmp_path / "rows" / "full" / "seed-1.unfinished-1" / "params.json").read_text() == "{}"
     assert ablate.set_aside_unstarted(tmp_path / "nothing") is None
+
+
+@pytest.mark.parametrize("edge_schema", ["seed", "seed-directed"])
+def test_the_triplet_row_of_a_seed_schema_drops_every_edge_of_a_triplet(edge_schema):
+    from graphs.schema import RELATION, SUBJECT_TO_OBJECT, schema_edge_types
+
+    types = schema_edge_types(edge_schema)
+    rows = variants("edges", edge_schema)
+    assert len(rows) == 1 + len(types) + 4
+    [triplet] = [row for name, row in rows.items() if "+" in name]
+    expected = {et[1] for et in types if RELATION in (et[0], et[2]) or et == SUBJECT_TO_OBJECT}
+    assert triplet[0] == "--drop-edge-types" and set(triplet[1].split(",")) == expected

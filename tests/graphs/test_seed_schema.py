@@ -130,3 +130,76 @@ def test_data_flags_check_dropped_types_against_the_chosen_schema():
     assert (options.edge_schema, options.drop_edge_types) == ("seed", ["nearest_4", "to_relation"])
     with pytest.raises(SystemExit, match="'near' in the seed edge schema"):
         data_options(parser.parse_args(["--edge-schema", "seed", "--drop-edge-types", "near"]))
+
+
+# seed-directed: the seed's ranks with a relation token's subject and object on types of their own
+# (9 subject -> object, 8 subject -> relation, 7 object -> relation, 6 relation -> subject,
+# 5 relation -> object, 4..1 the nearest).
+SEED_OF_DIRECTED = {0: 0, 9: 7, 8: 6, 7: 6, 6: 5, 5: 5, 4: 4, 3: 3, 2: 2, 1: 1}
+
+
+def test_row_scene_rank_matrix_directed():
+    directed = to_seed_schema(row_scene(), directed=True)
+    assert edge_schema_of(directed) == "seed-directed"
+    check_graph(directed, "seed-directed")
+    expected = [
+        [0, 9, 3, 8],  # o0, the subject: -> o1 (subject -> object), -> r0 as its subject
+        [4, 0, 3, 7],  # o1, the object: -> r0 as its object, one rank below
+        [3, 4, 0, 0],
+        [6, 5, 0, 0],  # r0 -> its subject above r0 -> its object
+    ]
+    assert rank_matrix(directed).tolist() == expected
+
+
+@pytest.mark.parametrize("scene", [row_scene, concentric_scene])
+def test_directed_ranks_merge_into_the_papers(scene):
+    """Each pair's directed rank, its two triplet ends merged again, is the paper's rank."""
+    directed = rank_matrix(to_seed_schema(scene(), directed=True))
+    merged = directed.apply_(SEED_OF_DIRECTED.__getitem__)
+    assert torch.equal(merged, rank_matrix(to_seed_schema(scene())))
+
+
+def test_only_the_directed_schema_tells_subject_from_object_at_the_relation_token():
+    def relation_row(subject, directed):  # the relation token's ranks to o0, o1, itself
+        graph = scene_graph([(5, 5, 10), (25, 5, 10)], [(subject, "left of", 1 - subject)])
+        return rank_matrix(to_seed_schema(graph, directed))[2]
+
+    rows = {name: [relation_row(s, name == "directed") for s in (0, 1)] for name in ("seed", "directed")}
+    assert torch.equal(*rows["seed"])  # [5, 5, 0] both ways
+    assert rows["directed"][0].tolist() == [6, 5, 0] and rows["directed"][1].tolist() == [5, 6, 0]
+
+
+def test_graphml_view_of_the_directed_schema():
+    graph = to_networkx(to_seed_schema(row_scene(), directed=True))
+    assert graph.graph["edge_schema"] == "seed-directed"
+    ranks = {attrs["type"]: attrs["rank"] for _, _, attrs in graph.edges(data=True)}
+    assert ranks == {
+        "subject_to_object": 9,
+        "subject_to_relation": 8,
+        "object_to_relation": 7,
+        "to_subject": 6,
+        "to_object": 5,
+        "nearest_1": 4,
+        "nearest_2": 3,
+    }
+    ends = {attrs["type"]: (u, v) for u, v, attrs in graph.edges(data=True) if attrs.get("predicate") == "left of"}
+    assert ends == {
+        "subject_to_object": ("object:0", "object:1"),
+        "subject_to_relation": ("object:0", "relation:0"),
+        "object_to_relation": ("object:1", "relation:0"),
+        "to_subject": ("relation:0", "object:0"),
+        "to_object": ("relation:0", "object:1"),
+    }
+
+
+def test_a_collated_batch_converts_like_each_graph_directed():
+    from graphs.schema import SEED_DIRECTED_EDGE_TYPES
+
+    graphs = [row_scene(), concentric_scene()]
+    batch = to_seed_schema(GraphStore.from_graphs(graphs).collate([1, 0]), directed=True)
+    singles = [to_seed_schema(graphs[k], directed=True) for k in (1, 0)]
+    for src, rel, dst in SEED_DIRECTED_EDGE_TYPES:
+        shift = torch.tensor([[singles[0][src].num_nodes], [singles[0][dst].num_nodes]])
+        expected = torch.cat([singles[0][src, rel, dst].edge_index, singles[1][src, rel, dst].edge_index + shift], 1)
+        got = batch[src, rel, dst].edge_index
+        assert sorted(map(tuple, got.t().tolist())) == sorted(map(tuple, expected.t().tolist())), rel

@@ -193,3 +193,36 @@ def test_text_relation_features_replace_the_one_hot():
         model.relation_text[predicate_id("above")] += 1.0  # a predicate the graph does not use
     assert torch.equal(model(Batch.from_data_list([graph])), after)
     assert graph[RELATION].x.size(1) == len(PREDICATES) + 8  # the stored graph keeps its one-hot
+
+
+@pytest.mark.parametrize("directed", [False, True])
+def test_without_subject_to_object_only_the_directed_schema_tells_a_triplet_from_its_reverse(directed):
+    """With the one subject -> object edge dropped, the seed schema links a relation token to both
+    ends alike, so "A left of B" and "B left of A" over the same image embed the same; the
+    directed schema still tells them apart (its relation token reaches each end by its own rank)."""
+    from graphs.schema import SUBJECT_TO_OBJECT
+    from graphs.transforms import DropEdgeTypes
+
+    schema = "seed-directed" if directed else "seed"
+    image = np.random.default_rng(0).integers(0, 255, size=(64, 64, 3), dtype=np.uint8)
+    squares = [(2, 2, 10), (30, 2, 10), (2, 30, 10)]
+    graphs = [
+        DropEdgeTypes(["subject_to_object"], schema)(
+            to_seed_schema(build_graph(image, square_masks(64, squares), triplets=[triplet]), directed)
+        )
+        for triplet in [(0, "left of", 1), (1, "left of", 0)]
+    ]
+    assert graphs[0][SUBJECT_TO_OBJECT].edge_index.numel() == 0
+    node_dims, num_edge_types = encoder_inputs(graphs[0])
+    assert num_edge_types == (9 if directed else 7)
+    torch.manual_seed(0)
+    config = GraphEncoderConfig(
+        node_dims=node_dims, num_edge_types=num_edge_types, width=32, depth=2, heads=4, embed_dim=16,
+        edge_bias="monotone", edge_schema=schema, pool="cls",
+    )  # fmt: skip
+    model = GraphEncoder(config).eval()
+    with torch.no_grad():
+        a, b = model(Batch.from_data_list(graphs))
+    assert torch.allclose(a, b, atol=1e-6) != directed
+    if directed:
+        assert (a - b).abs().max() > 1e-3

@@ -6,17 +6,24 @@ import pytest
 from helpers import train_tiny
 
 
-def test_a_seed_recipe_run_records_its_schema_and_trains(tmp_path):
+@pytest.mark.parametrize("schema", ["seed", "seed-directed"])
+def test_a_seed_recipe_run_records_its_schema_and_trains(tmp_path, schema):
+    import torch
+
     out = tmp_path / "run"
     final = train_tiny(
-        tmp_path, out, "--edge-schema", "seed", "--edge-bias", "monotone", "--readout", "cls",
+        tmp_path, out, "--edge-schema", schema, "--edge-bias", "monotone", "--readout", "cls",
         "--drop-edge-types", "nearest_4", size=16,
     )  # fmt: skip
     assert 0.0 <= final["t2i_R@1"] <= 1.0
     params = json.loads((out / "params.json").read_text())
-    assert params["edge_schema"] == "seed" and params["drop_edge_types"] == ["nearest_4"]
+    assert params["edge_schema"] == schema and params["drop_edge_types"] == ["nearest_4"]
     graph = params["model"]["graph"]
-    assert (graph["edge_schema"], graph["edge_bias"], graph["pool"]) == ("seed", "monotone", "cls")
+    assert (graph["edge_schema"], graph["edge_bias"], graph["pool"]) == (schema, "monotone", "cls")
+    assert graph["num_edge_types"] == {"seed": 7, "seed-directed": 9}[schema]
+    state = torch.load(out / "checkpoints" / "latest.pt", map_location="cpu", weights_only=False)
+    [rank_weight] = [v for k, v in state["model"].items() if k.endswith("rank_bias.weight")]
+    assert rank_weight.shape == (graph["num_edge_types"],)  # one entry per rank of the schema
 
 
 def test_drop_edge_types_must_belong_to_the_chosen_schema(tmp_path, capsys):
