@@ -14,6 +14,7 @@ back against the scene graph, so every negative is checked before it is used
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -234,9 +235,7 @@ def twin_scenes(
     return made
 
 
-def twin_scene(
-    scene: Scene, seed: int = 0, canvas: int = 96, held_out: bool = False
-) -> tuple[Scene, str, str] | None:
+def twin_scene(scene: Scene, seed: int = 0, canvas: int = 96, held_out: bool = False) -> tuple[Scene, str, str] | None:
     """A hard-negative image for `scene`: the same objects with one relation reversed
     (the arrow turned round when there is one, else two objects of a spatial relation
     in each other's places), with a caption true of the scene and false of the twin
@@ -253,8 +252,19 @@ def held_out_in_text(text: str) -> bool:
     a (shape, colour) of HELD_OUT_OBJECTS, or a relation whose canonical telling has a
     (predicate, subject shape) of HELD_OUT_RELATIONS ("a square to the right of a triangle"
     is "triangle left of")."""
+    return next(_held_out_kinds(text), None) is not None  # stops at the first one found
+
+
+def held_out_kinds(text: str) -> set[str]:
+    """Which kinds of held-out combination of world v4 a caption names: ``object`` for a
+    (shape, colour) of HELD_OUT_OBJECTS, ``relation`` for a (predicate, subject shape) of
+    HELD_OUT_RELATIONS in a relation's canonical telling; empty for none."""
+    return set(_held_out_kinds(text))
+
+
+def _held_out_kinds(text: str) -> Iterator[str]:
     if any((shape, colour) in HELD_OUT_OBJECTS for _, colour, shape in re.findall(OBJECT, text)):
-        return True
+        yield "object"
     body = text.split(": ", 1)[1] if re.match(r"^\d+ shapes: ", text) else text
     clauses = _clauses(body)
     for clause in [clauses[0]] + [f"a {c}" for c in clauses[1:]]:
@@ -266,8 +276,8 @@ def held_out_in_text(text: str) -> bool:
         if name in CANONICAL_OF:
             name, subject = CANONICAL_OF[name], groups[6]
         if (name, subject) in HELD_OUT_RELATIONS:
-            return True
-    return False
+            yield "relation"
+            return
 
 
 def _clean(scene: Scene, twin: Scene, canvas: int) -> bool:

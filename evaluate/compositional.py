@@ -133,6 +133,7 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
     per_subset: dict[str, list] = defaultdict(list)
     pairs: dict[str, list] = defaultdict(list)
     pair_predicates: dict[str, list] = defaultdict(list)  # world v4's pairs, subsets by count, also by predicate
+    held_out: dict[str, list] = defaultdict(list)  # the held-out suites' items, also by the kind they hold out
     for item in items:
         subset = item.get("subset", "all")
         if "image" in item:
@@ -141,6 +142,8 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
             answer = item["answer"]
             others = torch.cat([sims[:answer], sims[answer + 1 :]])
             per_subset[subset].append(float(sims[answer] > others.max()))
+            if "held_out" in item:
+                held_out[item["held_out"]].append(per_subset[subset][-1])
         else:
             i0, i1 = (images[ref_key(ref)] for ref in item["images"])
             c0, c1 = (texts[c] for c in item["captions"])
@@ -150,6 +153,8 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
             pairs[subset].append((text, image, text and image))
             if "predicate" in item:
                 pair_predicates[item["predicate"]].append((text, image, text and image))
+            if "held_out" in item:
+                held_out[item["held_out"]].append((text, image, text and image))
     result: dict = {"items": len(items)}
     if per_subset:
         subsets = {k: {"acc": float(np.mean(v)), "n": len(v)} for k, v in sorted(per_subset.items())}
@@ -158,6 +163,8 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
             macro_acc=float(np.mean([v["acc"] for v in subsets.values()])),
             subsets=subsets,
         )
+        if held_out:
+            result["held_out_kinds"] = {k: {"acc": float(np.mean(v)), "n": len(v)} for k, v in sorted(held_out.items())}
     if pairs:
         every = [x for v in pairs.values() for x in v]
         result.update(
@@ -166,6 +173,8 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
         result["pair_subsets"] = pair_scores(pairs)
     if pair_predicates:
         result["pair_predicates"] = pair_scores(pair_predicates)
+    if pairs and held_out:
+        result["pair_held_out"] = pair_scores(held_out)
     return result
 
 
@@ -189,6 +198,10 @@ def format_result(name: str, result: dict) -> str:
     if "acc" in result:
         lines.append(f"  {'subset':<16}{'n':>6}{'acc':>8}")
         lines += [f"  {k:<16}{v['n']:>6}{100 * v['acc']:>7.1f}%" for k, v in result["subsets"].items()]
+        lines += [
+            f"  {'held-out ' + k:<16}{v['n']:>6}{100 * v['acc']:>7.1f}%"
+            for k, v in result.get("held_out_kinds", {}).items()
+        ]
         lines.append(
             f"  {'all':<16}{result['items']:>6}{100 * result['acc']:>7.1f}%   macro {100 * result['macro_acc']:.1f}%"
         )

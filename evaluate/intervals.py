@@ -53,7 +53,7 @@ def add_intervals(result: dict, min_items: int = MIN_HEADLINE_ITEMS) -> dict:
     accuracy and the headline macro (`headline_macro`) over subsets of at least `min_items`."""
     out = dict(result)
     if "pair_subsets" in result:
-        for key in ("pair_subsets", "pair_predicates"):
+        for key in ("pair_subsets", "pair_predicates", "pair_held_out"):
             if key in result:
                 out[key] = {
                     k: v | {f"{m}_ci": list(wilson(v[m], v["n"])) for m in ("text", "image", "group")}
@@ -68,6 +68,10 @@ def add_intervals(result: dict, min_items: int = MIN_HEADLINE_ITEMS) -> dict:
             k: v | {"ci": list(wilson(v["acc"], v["n"])), "in_headline": v["n"] >= min_items}
             for k, v in result["subsets"].items()
         }
+        if "held_out_kinds" in result:
+            out["held_out_kinds"] = {
+                k: v | {"ci": list(wilson(v["acc"], v["n"]))} for k, v in result["held_out_kinds"].items()
+            }
         n = sum(v["n"] for v in result["subsets"].values())
         out["acc_ci"] = list(wilson(result["acc"], n))
         macro = out["headline_macro"] = headline_macro(result["subsets"], "acc", min_items)
@@ -80,8 +84,10 @@ def add_intervals(result: dict, min_items: int = MIN_HEADLINE_ITEMS) -> dict:
 
 
 def pair_rows(result: dict) -> list[tuple[str, dict]]:
-    """A pair suite's subsets (by object count on world v4), then the same pairs by predicate."""
-    return [*result["pair_subsets"].items(), *result.get("pair_predicates", {}).items()]
+    """A pair suite's subsets (by object count on world v4), then the same pairs by predicate, then
+    (the held-out suite) by the kind of combination they hold out."""
+    held_out = [(f"held-out {k}", v) for k, v in result.get("pair_held_out", {}).items()]
+    return [*result["pair_subsets"].items(), *result.get("pair_predicates", {}).items(), *held_out]
 
 
 def format_intervals(result: dict) -> list[str]:
@@ -99,6 +105,8 @@ def format_intervals(result: dict) -> list[str]:
         if macro["left_out"]:
             lines.append("  left out of the macro: " + ", ".join(f"{k} ({n})" for k, n in macro["left_out"].items()))
         lines.append(f"  all items: {pct(result['acc'], result['acc_ci'])}")
+        for k, v in result.get("held_out_kinds", {}).items():
+            lines.append(f"  held-out {k}: {pct(v['acc'], v['ci'])} (n {v['n']})")
     if "group_ci" in result:
         lines.append("  " + ", ".join(f"{m} {pct(result[m], result[f'{m}_ci'])}" for m in ("text", "image", "group")))
         for k, v in pair_rows(result):

@@ -25,7 +25,7 @@ from dataclasses import asdict, replace
 
 import numpy as np
 
-from data.negatives import held_out_in_text, statement_holds
+from data.negatives import held_out_in_text, held_out_kinds, statement_holds
 from data.synthetic import PHRASES, SceneObject, describe_triplet, inside_canvas
 from data.world_v4 import OFF_AXIS, draw_object, draw_style, geometry_agrees, held_out_facts, place_beside, reach
 from evaluate.suites import SYMMETRIC, WINOGROUND_PREDICATES, _ref, _scenes, _unique_phrases, render_layout
@@ -180,15 +180,26 @@ def crowded_winoground(
     return items
 
 
+def held_out_label(captions: list[str]) -> str:
+    """What an item's captions hold out, for its `held_out` breakdown: ``object`` when one names a
+    held-out (shape, colour), else ``relation`` (a held-out (predicate, subject shape))."""
+    kinds = set().union(*(held_out_kinds(caption) for caption in captions))
+    return "object" if "object" in kinds else "relation"
+
+
 def heldout_relation_swap(count: int = 500, seed: int = 0) -> list[dict]:
-    """Balanced relation swap whose true captions all name a held-out combination."""
-    return balanced_relation_swap(count, seed, "v4", False, wanted=held_out_in_text, prefix="heldout-rel")
+    """Balanced relation swap whose true captions all name a held-out combination; each item's
+    `held_out` says which kind its true caption names (evaluate.compositional scores each kind)."""
+    items = balanced_relation_swap(count, seed, "v4", False, wanted=held_out_in_text, prefix="heldout-rel")
+    return [item | {"held_out": held_out_label([item["captions"][item["answer"]]])} for item in items]
 
 
 def heldout_winoground(count: int = 200, seed: int = 0, canvas: int = 96) -> list[dict]:
-    """Crowded Winoground-style pairs one of whose captions names a held-out combination."""
+    """Crowded Winoground-style pairs one of whose captions names a held-out combination; each
+    item's `held_out` says which kind its captions name."""
 
     def names_one(item: dict) -> bool:
         return any(held_out_in_text(caption) for caption in item["captions"])
 
-    return crowded_winoground(count, seed, canvas, False, wanted=names_one, prefix="heldout-wino")
+    items = crowded_winoground(count, seed, canvas, False, wanted=names_one, prefix="heldout-wino")
+    return [item | {"held_out": held_out_label(item["captions"])} for item in items]

@@ -66,6 +66,50 @@ def test_heldout_suites_ask_only_about_held_out_combinations():
         synthetic_suite("heldout-winoground", 5)
 
 
+def test_heldout_items_say_which_kind_of_combination_they_hold_out():
+    from data.negatives import held_out_kinds
+
+    # one caption of each kind, and one of both (it counts as an object's)
+    assert held_out_kinds("a small green circle to the left of a large red cross") == {"object"}
+    assert held_out_kinds("a small red circle above a large white cross") == {"relation"}
+    assert held_out_kinds("a large white cross below a small red circle") == {"relation"}  # told the other way
+    assert held_out_kinds("a large white cross above a small red circle") == set()
+    assert held_out_kinds("a small green circle above a large white cross") == {"object", "relation"}
+    items = synthetic_suite("heldout-relation-swap", 60, world="v4")
+    kinds = Counter(item["held_out"] for item in items)
+    assert set(kinds) == {"object", "relation"} and sum(kinds.values()) == len(items)
+    for item in items:
+        named = held_out_kinds(item["captions"][item["answer"]])
+        assert item["held_out"] == ("object" if "object" in named else "relation") and named, item
+    for item in synthetic_suite("heldout-winoground", 10, world="v4"):
+        assert item["held_out"] in {"object", "relation"}
+
+
+def test_held_out_items_are_scored_by_kind_as_well_as_by_predicate():
+    import torch
+
+    from evaluate.compositional import format_result, ref_key, score
+
+    image = {"i0": torch.tensor([1.0, 0.0]), "i1": torch.tensor([0.0, 1.0])}
+    text = {"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([0.0, 1.0])}
+    images = {ref_key({"ref": k}): v for k, v in image.items()}
+    # right, right, wrong: kinds object (1 of 2) and relation (1 of 1); predicates above (2 of 2), left of (0 of 1)
+    items = [
+        {"subset": "above", "held_out": "object", "image": {"ref": "i0"}, "captions": ["a", "b"], "answer": 0},
+        {"subset": "above", "held_out": "relation", "image": {"ref": "i1"}, "captions": ["a", "b"], "answer": 1},
+        {"subset": "left of", "held_out": "object", "image": {"ref": "i0"}, "captions": ["b", "a"], "answer": 0},
+    ]
+    result = score(items, images, text)
+    assert result["subsets"]["above"]["acc"] == 1.0 and result["subsets"]["left of"]["acc"] == 0.0
+    assert result["held_out_kinds"] == {"object": {"acc": 0.5, "n": 2}, "relation": {"acc": 1.0, "n": 1}}
+    out = add_intervals(result)
+    assert out["held_out_kinds"]["object"]["ci"] == pytest.approx(list(wilson(0.5, 2)))
+    assert "held-out relation: 100.0%" in "\n".join(format_intervals(out))
+    assert "held-out object" in format_result("heldout-relation-swap", out)
+    plain = [{k: v for k, v in item.items() if k != "held_out"} for item in items]
+    assert "held_out_kinds" not in score(plain, images, text)  # other suites: no breakdown
+
+
 def test_a_held_out_run_is_asked_its_own_suites_in_the_held_out_world():
     options = world_of({"world": "v4", "held_out_combinations": True})
     assert options == {"world": "v4", "held_out": True}
