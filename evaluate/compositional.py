@@ -134,6 +134,7 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
     pairs: dict[str, list] = defaultdict(list)
     pair_predicates: dict[str, list] = defaultdict(list)  # world v4's pairs, subsets by count, also by predicate
     held_out: dict[str, list] = defaultdict(list)  # the held-out suites' items, also by the kind they hold out
+    held_out_pairs: dict[str, list] = defaultdict(list)
     for item in items:
         subset = item.get("subset", "all")
         if "image" in item:
@@ -154,7 +155,7 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
             if "predicate" in item:
                 pair_predicates[item["predicate"]].append((text, image, text and image))
             if "held_out" in item:
-                held_out[item["held_out"]].append((text, image, text and image))
+                held_out_pairs[item["held_out"]].append((text, image, text and image))
     result: dict = {"items": len(items)}
     if per_subset:
         subsets = {k: {"acc": float(np.mean(v)), "n": len(v)} for k, v in sorted(per_subset.items())}
@@ -173,8 +174,8 @@ def score(items: list[dict], images: dict, texts: dict) -> dict:
         result["pair_subsets"] = pair_scores(pairs)
     if pair_predicates:
         result["pair_predicates"] = pair_scores(pair_predicates)
-    if pairs and held_out:
-        result["pair_held_out"] = pair_scores(held_out)
+    if held_out_pairs:
+        result["pair_held_out"] = pair_scores(held_out_pairs)
     return result
 
 

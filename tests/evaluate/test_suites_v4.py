@@ -106,6 +106,15 @@ def test_held_out_items_are_scored_by_kind_as_well_as_by_predicate():
     assert out["held_out_kinds"]["object"]["ci"] == pytest.approx(list(wilson(0.5, 2)))
     assert "held-out relation: 100.0%" in "\n".join(format_intervals(out))
     assert "held-out object" in format_result("heldout-relation-swap", out)
+    pair = {
+        "subset": "2 objects",
+        "held_out": "relation",
+        "images": [{"ref": "i0"}, {"ref": "i1"}],
+        "captions": ["a", "b"],
+    }
+    mixed = score([*items, pair], images, text)  # a suite file may hold both kinds of item: each kept apart
+    assert mixed["held_out_kinds"] == result["held_out_kinds"]
+    assert mixed["pair_held_out"] == {"relation": {"text": 1.0, "image": 1.0, "group": 1.0, "n": 1}}
     plain = [{k: v for k, v in item.items() if k != "held_out"} for item in items]
     assert "held_out_kinds" not in score(plain, images, text)  # other suites: no breakdown
 
